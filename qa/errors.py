@@ -1,0 +1,17 @@
+"""Errors meant for the user: each message is one clear line; faces print it as is."""
+
+
+class QAError(Exception):
+    """Base of every error a face shows to the user instead of a traceback."""
+
+
+class IndexDamaged(QAError):
+    """The index on disk cannot be used; the message says how to rebuild it."""
+
+
+class IndexLocked(QAError):
+    """Another process is writing the index."""
+
+
+class BadQuestion(QAError):
+    """The question cannot be searched (empty, whitespace)."""

@@ -1,0 +1,208 @@
+"""Passages -> the searchable index: FAISS vectors, BM25, the docstore, and a manifest.
+
+Everything here is LlamaIndex's: `SimpleDocumentStore` keeps documents and passage nodes,
+`FaissMapVectorStore` keeps the vectors (exact inner product on unit vectors = cosine), and
+`BM25Retriever` (bm25s) keeps the lexical index. Embedding happens once, here, at index time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from llama_index.core.schema import Document, TextNode
+from llama_index.core.storage.docstore import SimpleDocumentStore
+from llama_index.vector_stores.faiss import FaissMapVectorStore
+
+from qa.chunk import chunk_document, embed_text
+from qa.embed import Embedder
+from qa.errors import IndexDamaged
+from qa.settings import FORMAT_VERSION, Settings
+from qa.store import MANIFEST
+
+
+class PassageVectorStore(FaissMapVectorStore):
+    """LlamaIndex's FAISS map store, with batched adds and ids that are never reused.
+
+    The stock `add` numbers vectors by `ntotal`, which repeats an id still in use once a
+    vector was deleted, and it adds one vector per FAISS call.
+    """
+
+    def add(self, nodes: list, **add_kwargs: Any) -> list[str]:
+        if not nodes:
+            return []
+        first = max(self._faiss_id_to_node_id_map, default=-1) + 1
+        ids = np.arange(first, first + len(nodes), dtype=np.int64)
+        vectors = np.asarray([n.get_embedding() for n in nodes], dtype=np.float32)
+        self._faiss_index.add_with_ids(vectors, ids)
+        for faiss_id, node in zip(ids.tolist(), nodes):
+            self._node_id_to_faiss_id_map[node.id_] = faiss_id
+            self._faiss_id_to_node_id_map[faiss_id] = node.id_
+        return [n.id_ for n in nodes]
+
+    def add_vectors(self, node_ids: list[str], vectors: np.ndarray) -> None:
+        """Add precomputed vectors without building per-node embedding lists."""
+        first = max(self._faiss_id_to_node_id_map, default=-1) + 1
+        ids = np.arange(first, first + len(node_ids), dtype=np.int64)
+        self._faiss_index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        for faiss_id, node_id in zip(ids.tolist(), node_ids):
+            self._node_id_to_faiss_id_map[node_id] = faiss_id
+            self._faiss_id_to_node_id_map[faiss_id] = node_id
+
+    def search(self, query: np.ndarray, k: int) -> tuple[list[str], np.ndarray]:
+        """Top-k node ids and cosines for one unit query vector."""
+        k = min(k, self._faiss_index.ntotal)
+        if k <= 0:
+            return [], np.zeros(0, dtype=np.float32)
+        scores, ids = self._faiss_index.search(query[np.newaxis, :].astype(np.float32), k)
+        keep = ids[0] >= 0
+        return [self._faiss_id_to_node_id_map[int(i)] for i in ids[0][keep]], scores[0][keep]
+
+    def cosines(self, query: np.ndarray, node_ids: list[str]) -> np.ndarray:
+        """Exact cosine of the query with the stored vectors of the given nodes."""
+        if not node_ids:
+            return np.zeros(0, dtype=np.float32)
+        ids = np.asarray([self._node_id_to_faiss_id_map[n] for n in node_ids], dtype=np.int64)
+        return self._faiss_index.reconstruct_batch(ids) @ query.astype(np.float32)
+
+    @property
+    def size(self) -> int:
+        return int(self._faiss_index.ntotal)
+
+    @classmethod
+    def empty(cls, dimension: int) -> PassageVectorStore:
+        import faiss
+
+        return cls(faiss_index=faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)))
+
+
+class PassageIndex:
+    """The index's content in memory, with load/save of one generation folder."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.docstore = SimpleDocumentStore()
+        self.vectors = PassageVectorStore.empty(settings.embed.dimension)
+        self.bm25 = None  # a BM25Retriever, or None while there are no passages
+        self.bm25_ids: list[str] = []  # passage id of each BM25 row
+        self.documents: dict[str, dict[str, Any]] = {}  # doc_id -> hash, origin, passages
+        self.files: dict[str, dict[str, Any]] = {}  # origin path -> size, mtime_ns, sha, doc_ids
+        self._bm25_stale = False
+
+    # ---- reading -----------------------------------------------------------------------
+    def passage_count(self) -> int:
+        return self.vectors.size
+
+    def node(self, passage_id: str) -> TextNode:
+        return self.docstore.get_node(passage_id)
+
+    def document_text(self, doc_id: str) -> str:
+        return self.docstore.get_document(doc_id).text
+
+    # ---- writing -----------------------------------------------------------------------
+    def add_documents(
+        self, docs: list[Document], embedder: Embedder, show_progress: bool = False
+    ) -> int:
+        """Chunk, embed and store documents (replacing any with the same doc_id)."""
+        self.remove_documents([d.doc_id for d in docs if d.doc_id in self.documents])
+        nodes: list[TextNode] = []
+        for doc in docs:
+            doc_nodes = chunk_document(doc, self.settings.chunk, embedder.count_tokens)
+            nodes.extend(doc_nodes)
+            self.documents[doc.doc_id] = {
+                "hash": doc.metadata["hash"],
+                "origin": doc.metadata.get("origin", ""),
+                "title": doc.metadata.get("title", ""),
+                "source": doc.metadata.get("source", doc.doc_id),
+                "passages": [n.id_ for n in doc_nodes],
+            }
+        texts = [embed_text(n.metadata["embed_title"], n.text) for n in nodes]
+        vectors = embedder.encode(texts, show_progress=show_progress)
+        self.vectors.add_vectors([n.id_ for n in nodes], vectors)
+        self.docstore.add_documents(list(docs) + nodes, allow_update=True)
+        self._bm25_stale = True
+        return len(nodes)
+
+    def remove_documents(self, doc_ids: Iterable[str]) -> list[str]:
+        removed = []
+        for doc_id in doc_ids:
+            entry = self.documents.pop(doc_id, None)
+            if entry is None:
+                continue
+            self.vectors.delete_nodes(entry["passages"])
+            for pid in entry["passages"]:
+                self.docstore.delete_document(pid, raise_error=False)
+            self.docstore.delete_document(doc_id, raise_error=False)
+            removed.append(doc_id)
+        if removed:
+            self._bm25_stale = True
+        return removed
+
+    def refresh_bm25(self) -> None:
+        """Rebuild BM25 over all passages (bm25s indexes are not incremental; it is fast)."""
+        from llama_index.retrievers.bm25 import BM25Retriever
+
+        self._bm25_stale = False
+        self.bm25_ids = [pid for entry in self.documents.values() for pid in entry["passages"]]
+        if not self.bm25_ids:
+            self.bm25 = None
+            return
+        nodes = [self.docstore.get_node(pid) for pid in self.bm25_ids]
+        self.bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=1)
+
+    # ---- persistence -------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        if self._bm25_stale:
+            self.refresh_bm25()
+        self.docstore.persist(str(folder / "docstore.json"))
+        self.vectors.persist(str(folder / "vectors" / "faiss.index"))
+        if self.bm25 is not None:
+            # The BM25 retriever would also save every node again as its corpus; the
+            # docstore already holds them, so only the bm25s matrices and the row order go.
+            self.bm25.bm25.save(str(folder / "bm25"))
+            (folder / "bm25" / "ids.json").write_text(json.dumps(self.bm25_ids))
+        manifest = {
+            "format": FORMAT_VERSION,
+            "fingerprint": self.settings.index_fingerprint(),
+            "embedder": {
+                "name": self.settings.embed.model_name,
+                "dimension": self.settings.embed.dimension,
+            },
+            "chunking": self.settings.chunk.__dict__,
+            "passages": self.passage_count(),
+            "documents": self.documents,
+            "files": self.files,
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        (folder / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path, manifest: dict[str, Any], settings: Settings) -> PassageIndex:
+        index = cls(settings)
+        index.documents = manifest["documents"]
+        index.files = manifest["files"]
+        try:
+            index.docstore = SimpleDocumentStore.from_persist_path(str(folder / "docstore.json"))
+            index.vectors = PassageVectorStore.from_persist_path(str(folder / "vectors" / "faiss.index"))
+            expected = sum(len(e["passages"]) for e in index.documents.values())
+            if index.vectors.size != expected or manifest.get("passages") != expected:
+                raise ValueError(f"{index.vectors.size} vectors for {expected} passages")
+            if expected:
+                import bm25s
+                from llama_index.retrievers.bm25 import BM25Retriever
+
+                bm25 = bm25s.BM25.load(str(folder / "bm25"))
+                index.bm25 = BM25Retriever(existing_bm25=bm25, similarity_top_k=1)
+                index.bm25_ids = json.loads((folder / "bm25" / "ids.json").read_text())
+                if len(index.bm25_ids) != expected:
+                    raise ValueError("BM25 rows do not match the passages")
+        except Exception as exc:  # any unreadable or inconsistent file means the same to the user
+            raise IndexDamaged(
+                f"index at {folder.parent} is damaged ({exc.__class__.__name__}: {exc}); "
+                "run `qa index --rebuild`"
+            ) from exc
+        return index

@@ -1,0 +1,244 @@
+"""Files and folders -> LlamaIndex `Document`s with a stable doc_id, plain text, title and source.
+
+One reader per format; a file that cannot be read becomes a `LoadError` naming it and why,
+and the other files are still loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llama_index.core.schema import Document
+
+from qa.schema import LoadError
+from qa.settings import SUPPORTED_SUFFIXES
+
+MAX_FILE_BYTES = 20 * 1024 * 1024  # single documents; JSONL corpora may be larger
+MAX_TITLE_CHARS = 150
+
+
+@dataclass
+class LoadResult:
+    documents: list[Document] = field(default_factory=list)
+    errors: list[LoadError] = field(default_factory=list)  # skipped, with the reason
+    notices: list[LoadError] = field(default_factory=list)  # loaded, with a caveat
+
+
+def content_hash(data: bytes | str) -> str:
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def discover(paths: Iterable[str | Path]) -> Iterator[tuple[Path, Path]]:
+    """Yield (file, root) for every supported file under the given files and folders.
+
+    `root` is the folder the file's doc_id is taken relative to: the folder given, or for a
+    file given by name, its parent.
+    """
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for file in sorted(path.rglob("*")):
+                hidden = any(part.startswith(".") for part in file.relative_to(path).parts)
+                if file.is_file() and not hidden and file.suffix.lower() in SUPPORTED_SUFFIXES:
+                    yield file, path
+        else:
+            yield path, path.parent
+
+
+def doc_id_for(file: Path, root: Path) -> str:
+    return file.relative_to(root).as_posix()
+
+
+def load_file(file: Path, root: Path, max_bytes: int = MAX_FILE_BYTES) -> LoadResult:
+    """Read one file into documents (one, or one per JSONL line)."""
+    result = LoadResult()
+    name = str(file)
+    suffix = file.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        allowed = ", ".join(SUPPORTED_SUFFIXES)
+        result.errors.append(LoadError(name, f"unsupported file type '{suffix}' ({allowed})"))
+        return result
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        result.errors.append(LoadError(name, "no such file"))
+        return result
+    except OSError as exc:
+        result.errors.append(LoadError(name, f"cannot be read ({exc.strerror or exc})"))
+        return result
+    if suffix != ".jsonl" and len(data) > max_bytes:
+        mb = len(data) / 2**20
+        result.errors.append(
+            LoadError(name, f"too large ({mb:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB)")
+        )
+        return result
+    doc_id = doc_id_for(file, root)
+    try:
+        if suffix == ".jsonl":
+            return _read_jsonl(data, file)
+        if suffix == ".pdf":
+            text, title, meta = _read_pdf(data)
+        else:
+            text, notice = _decode_text(data)
+            if notice:
+                result.notices.append(LoadError(name, notice))
+            if suffix in (".html", ".htm"):
+                text, title = _html_to_text(text)
+            elif suffix in (".md", ".markdown"):
+                title = _markdown_title(text)
+            else:
+                title = _first_line(text)
+            meta = {}
+    except UnreadableError as exc:
+        result.errors.append(LoadError(name, str(exc)))
+        return result
+    if not text.strip():
+        result.errors.append(LoadError(name, "no text in it (empty or whitespace only)"))
+        return result
+    result.documents.append(
+        make_document(doc_id, text, title or file.name, source=doc_id, origin=file, **meta)
+    )
+    return result
+
+
+def make_document(
+    doc_id: str, text: str, title: str, source: str, origin: Path | None, **meta: object
+) -> Document:
+    metadata = {"doc_id": doc_id, "title": title, "source": source, **meta}
+    metadata["origin"] = str(origin.resolve()) if origin else ""
+    metadata["hash"] = content_hash(title + "\x00" + text)
+    return Document(id_=doc_id, text=text, metadata=metadata)
+
+
+class UnreadableError(Exception):
+    """A file's content cannot be turned into text; the message is shown to the user."""
+
+
+def _decode_text(data: bytes) -> tuple[str, str | None]:
+    head = data[:8192]
+    if b"\x00" in head:
+        raise UnreadableError("binary content, not text")
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError:
+        pass
+    text = data.decode("cp1252", errors="replace")
+    controls = sum(1 for ch in text[:8192] if ord(ch) < 32 and ch not in "\t\n\r\f")
+    if controls > 0.05 * max(1, min(len(text), 8192)) or text.count("\ufffd") > 0.05 * len(text):
+        raise UnreadableError("binary content, not text")
+    return text, "not UTF-8; read as Latin-1 (Windows-1252)"
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        line = " ".join(line.split())
+        if line:
+            return line if len(line) <= MAX_TITLE_CHARS else ""
+    return ""
+
+
+def _markdown_title(text: str) -> str:
+    match = re.search(r"^#\s+(.+?)\s*#*\s*$", text, flags=re.MULTILINE)
+    return match.group(1).strip() if match else _first_line(text)
+
+
+_BLOCK_TAGS = (
+    "p", "div", "br", "li", "ul", "ol", "tr", "td", "th", "table", "section", "article",
+    "header", "footer", "nav", "aside", "main", "blockquote", "pre", "h1", "h2", "h3", "h4",
+    "h5", "h6", "dt", "dd", "figcaption", "hr",
+)  # fmt: skip
+
+
+def _html_to_text(html: str) -> tuple[str, str]:
+    """Visible text of a page: scripts, styles and other non-content dropped; blocks on lines."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    title = " ".join(soup.title.get_text().split()) if soup.title else ""
+    for tag in soup(["script", "style", "noscript", "template", "head", "svg", "iframe"]):
+        tag.decompose()
+    for tag in soup.find_all(_BLOCK_TAGS):
+        tag.insert_before("\n")
+        tag.insert_after("\n")
+    lines = (" ".join(line.split()) for line in soup.get_text().splitlines())
+    text = "\n\n".join(line for line in lines if line)
+    return text, title or _first_line(text)
+
+
+def _read_pdf(data: bytes) -> tuple[str, str, dict]:
+    """Text of every page, pages separated by a blank line; `page_starts` maps offsets to pages."""
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise UnreadableError("encrypted PDF; it needs a password")
+        texts, starts, offset = [], [], 0
+        for page in reader.pages:
+            page_text = (page.extract_text() or "").strip()
+            starts.append(offset)
+            texts.append(page_text)
+            offset += len(page_text) + 2
+        title = str((reader.metadata or {}).get("/Title") or "").strip()
+    except UnreadableError:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError, AttributeError) as exc:
+        raise UnreadableError(f"not a readable PDF ({exc.__class__.__name__}: {exc})") from exc
+    except Exception as exc:  # pypdf raises many types on malformed input; none may escape
+        raise UnreadableError(f"not a readable PDF ({exc.__class__.__name__})") from exc
+    text = "\n\n".join(texts)
+    if not text.strip():
+        raise UnreadableError("PDF has no extractable text (scanned images?)")
+    return text, title or _first_line(text), {"page_starts": starts}
+
+
+def _read_jsonl(data: bytes, file: Path) -> LoadResult:
+    """One document a line: {"_id" or "id", "title"?, "text"}; a bad line is reported alone."""
+    result = LoadResult()
+    try:
+        content = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        result.errors.append(LoadError(str(file), "JSONL file is not UTF-8"))
+        return result
+    seen: set[str] = set()
+    for lineno, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{file} line {lineno}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            result.errors.append(LoadError(where, f"not valid JSON ({exc.msg})"))
+            continue
+        if not isinstance(record, dict):
+            result.errors.append(LoadError(where, "not a JSON object"))
+            continue
+        doc_id = str(record.get("_id", record.get("id", "")) or "").strip()
+        text = record.get("text")
+        if not doc_id:
+            result.errors.append(LoadError(where, 'no "_id" or "id"'))
+            continue
+        if not isinstance(text, str) or not text.strip():
+            result.errors.append(LoadError(where, f'document "{doc_id}" has no "text"'))
+            continue
+        if doc_id in seen:
+            result.errors.append(LoadError(where, f'duplicate id "{doc_id}"; first one kept'))
+            continue
+        seen.add(doc_id)
+        title = str(record.get("title") or "").strip()
+        result.documents.append(
+            make_document(doc_id, text, title, source=title or doc_id, origin=file)
+        )
+    if not result.documents and not result.errors:
+        result.errors.append(LoadError(str(file), "no documents in it"))
+    return result

@@ -1,0 +1,61 @@
+"""The data objects passed between steps: defined once, used by every face."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Passage:
+    """A run of whole sentences of one document; `document.text[start:end] == text`."""
+
+    id: str
+    doc_id: str
+    source: str
+    title: str
+    text: str
+    start: int
+    end: int
+    score: float = 0.0
+    page: int | None = None  # 1-based PDF page where the passage starts
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Citation:
+    n: int
+    passage: Passage
+    quote: str
+    quote_start: int
+    quote_end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    question: str
+    standalone_question: str
+    answered: bool
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)  # the nearest passages, always
+    confidence: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LoadError:
+    """A file (or a line of one) that could not be read, and why, in words for the user."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
