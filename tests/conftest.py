@@ -1,0 +1,41 @@
+"""Shared fixtures: real model, real FAISS, real files; built once per test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+SEED_FILE = SEEDS / "000_56b9276ed6e05626.txt"
+
+
+@pytest.fixture(scope="session")
+def seed_index_dir(tmp_path_factory) -> Path:
+    """An index of seeds/ built once; tests that only read share it."""
+    from qa import Engine
+
+    index_dir = tmp_path_factory.mktemp("seed-index")
+    Engine.open(sources=[SEEDS], index_dir=index_dir)
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def seed_engine(seed_index_dir):
+    from qa import Engine
+
+    return Engine.open(sources=[SEEDS], index_dir=seed_index_dir)
+
+
+@pytest.fixture
+def seed_copy(tmp_path) -> Path:
+    """A private copy of seeds/ that a test may change."""
+    folder = tmp_path / "docs"
+    shutil.copytree(SEEDS, folder)
+    return folder
