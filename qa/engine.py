@@ -10,7 +10,7 @@ from pathlib import Path
 from llama_index.core.schema import Document
 
 from qa.embed import Embedder
-from qa.errors import BadQuestion, IndexDamaged
+from qa.errors import BadQuestion
 from qa.index import PassageIndex
 from qa.load import LoadResult, content_hash, discover, load_file
 from qa.retrieve import HybridRetriever
@@ -265,9 +265,11 @@ class Engine:
 
     def documents(self) -> list[dict]:
         """Indexed documents: doc_id, title, source, passage count."""
+        docs = sorted(self.index.documents.items())
         return [
-            {"doc_id": d, "title": e["title"], "source": e["source"], "passages": len(e["passages"])}
-            for d, e in sorted(self.index.documents.items())
+            {"doc_id": d, "title": e["title"], "source": e["source"],
+             "passages": len(e["passages"])}
+            for d, e in docs
         ]
 
     def sentences(self, passage: Passage) -> list[tuple[int, int]]:

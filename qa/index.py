@@ -187,7 +187,8 @@ class PassageIndex:
         index.files = manifest["files"]
         try:
             index.docstore = SimpleDocumentStore.from_persist_path(str(folder / "docstore.json"))
-            index.vectors = PassageVectorStore.from_persist_path(str(folder / "vectors" / "faiss.index"))
+            vectors_path = str(folder / "vectors" / "faiss.index")
+            index.vectors = PassageVectorStore.from_persist_path(vectors_path)
             expected = sum(len(e["passages"]) for e in index.documents.values())
             if index.vectors.size != expected or manifest.get("passages") != expected:
                 raise ValueError(f"{index.vectors.size} vectors for {expected} passages")

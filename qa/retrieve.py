@@ -40,6 +40,14 @@ def bm25_idf(doc_freq: np.ndarray, n_docs: int) -> np.ndarray:
     return np.log(1.0 + (n_docs - doc_freq + 0.5) / (doc_freq + 0.5))
 
 
+def top_rows(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n largest scores, best first, without sorting them all."""
+    if scores.size <= n:
+        return np.argsort(-scores, kind="stable")
+    top = np.argpartition(-scores, n)[:n]
+    return top[np.argsort(-scores[top], kind="stable")]
+
+
 def fuse(cosine: np.ndarray, coverage: np.ndarray, dense_weight: float) -> np.ndarray:
     """Convex combination of two absolute scores."""
     return dense_weight * cosine + (1.0 - dense_weight) * coverage
@@ -109,8 +117,7 @@ class HybridRetriever(BaseRetriever):
         n = max(k, self.settings.candidates)
         dense_ids, _ = self.index.vectors.search(query, n)
         coverage_all = self.lexical.scores(question)
-        lexical_rows = np.argsort(-coverage_all)[:n] if coverage_all.size else []
-        lexical_rows = [int(r) for r in lexical_rows if coverage_all[r] > 0]
+        lexical_rows = [int(r) for r in top_rows(coverage_all, n) if coverage_all[r] > 0]
         candidates = list(dict.fromkeys(dense_ids + [self.index.bm25_ids[r] for r in lexical_rows]))
         cosine = self.index.vectors.cosines(query, candidates)
         coverage = np.asarray([coverage_all[self._row[c]] for c in candidates])
