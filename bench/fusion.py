@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/bench/scifact")
     parser.add_argument("--split", default="train")
     parser.add_argument("--index", default=".cache/bench/scifact-index")
+    parser.add_argument("--bm25-title", action="store_true", help="BM25 over title + text")
     args = parser.parse_args()
     data = Path(args.data)
     engine = Engine.open(sources=[data / "corpus.jsonl"], index_dir=args.index, show_progress=True)
@@ -86,6 +87,17 @@ def main() -> None:
     doc_of_row = np.asarray([doc_pos[index.node(r).metadata["doc_id"]] for r in rows])
     queries, qrels = read_queries(data, args.split)
     lexical = LexicalScorer(index)
+    if args.bm25_title:  # BM25 over the title and the text, as the embedder sees them
+        from llama_index.core.schema import TextNode
+        from llama_index.retrievers.bm25 import BM25Retriever
+
+        from qa.chunk import embed_text
+
+        nodes = [index.node(r) for r in rows]
+        titled = [TextNode(id_=n.id_, text=embed_text(n.metadata["embed_title"], n.text))
+                  for n in nodes]
+        index.bm25 = BM25Retriever.from_defaults(nodes=titled, similarity_top_k=1)
+        lexical = LexicalScorer(index)
     t = time.time()
     qvecs = engine.embedder.encode(list(queries.values()))
     print(f"{len(queries)} {args.split} queries, {len(rows)} passages, "

@@ -1,9 +1,9 @@
 """Documents -> sentences with character offsets -> passages of whole sentences.
 
 A passage is a run of consecutive sentences of one document, closed at a paragraph end once
-it has `min_words`, never longer than `max_words`, and never longer than the embedder's window
-together with the title prepended to it, so nothing is silently truncated. Offsets index the
-document's text: `document.text[p.start:p.end] == p.text`.
+it has `min_words`, never longer than `max_words`, never across two PDF pages, and never longer
+than the embedder's window together with the title prepended to it, so nothing is silently
+truncated. Offsets index the document's text: `document.text[p.start:p.end] == p.text`.
 """
 
 from __future__ import annotations
@@ -140,11 +140,17 @@ def chunk_document(doc: Document, settings: ChunkSettings, count: TokenCounter) 
             piece_text = text[piece.start : piece.end]
             units.append((piece, len(_WORD.findall(piece_text)), count([piece_text])[0]))
 
+    page_starts = meta.get("page_starts")
     groups: list[list[Sentence]] = []
     cur: list[Sentence] = []
     words = toks = 0
     for sent, n_words, n_tok in units:
-        if cur and (words + n_words > settings.max_words or toks + n_tok > budget):
+        full = words + n_words > settings.max_words or toks + n_tok > budget
+        # A PDF passage stays on one page, so its page number holds for all of its text.
+        new_page = page_starts and cur and (
+            page_of(sent.start, page_starts) != page_of(cur[0].start, page_starts)
+        )
+        if cur and (full or new_page):
             groups.append(cur)
             cur, words, toks = [], 0, 0
         cur.append(sent)

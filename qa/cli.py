@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     p.add_argument("--data", default="data", help="where uploads are kept (default: data/)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB",
+                   help="largest file the page accepts (default: 20)")
     _add_index_args(p)
     p.set_defaults(func=cmd_serve)
 
@@ -145,13 +147,65 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    print("qa serve is not available yet", file=sys.stderr)
-    return 2
+    from qa.engine import Engine
+    from ui.app import serve
+    from ui.uploads import uploads_dir
+
+    if args.max_upload_mb <= 0:
+        print("qa: --max-upload-mb must be above 0", file=sys.stderr)
+        return 2
+    uploads = uploads_dir(args.data)
+    try:
+        uploads.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"qa: cannot use {args.data} for uploads ({exc.strerror or exc})", file=sys.stderr)
+        return 1
+    # Uploaded files are a source like the others: kept indexed, pruned when deleted.
+    engine = Engine.open(sources=[*_sources(args), uploads], index_dir=args.index,
+                         show_progress=sys.stderr.isatty())
+    _print_problems(engine.last_report)
+    try:
+        serve(engine, host=args.host, port=args.port, data_dir=args.data,
+              max_upload_mb=args.max_upload_mb)
+    except OSError as exc:
+        print(f"qa: cannot serve on {args.host}:{args.port} ({exc})", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    print("qa eval is not available yet", file=sys.stderr)
-    return 2
+    from pathlib import Path
+
+    from qa.beir import is_beir_folder
+    from qa.evaluate import evaluate_beir, evaluate_questions, read_questions
+    from qa.report import to_text, write_outputs
+
+    target = Path(args.target)
+    progress = sys.stderr.isatty()
+    command = f"qa eval {args.target}"
+    if is_beir_folder(target):
+        command += f" --split {args.split}"
+        report = evaluate_beir(target, args.split, args.baselines, progress)
+    elif target.is_file():
+        from qa.engine import Engine
+
+        questions = read_questions(target)
+        engine = Engine.open(sources=_sources(args), index_dir=args.index, show_progress=progress)
+        _print_problems(engine.last_report)
+        report = evaluate_questions(engine, questions, target, args.baselines, progress)
+    else:
+        print(f"qa: {target}: neither a question set (.jsonl) nor a BEIR folder "
+              "(with corpus.jsonl)", file=sys.stderr)
+        return 1
+    command += " --baselines" if args.baselines else ""
+    if args.out:
+        for path in write_outputs(report, Path(args.out), command):
+            print(f"wrote {path}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"command": command, **report.to_dict()}, indent=2))
+    else:
+        print(to_text(report))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,17 +6,21 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llama_index.core.schema import Document
 
 from qa.embed import Embedder
-from qa.errors import BadQuestion
+from qa.errors import BadQuestion, IndexDamaged, QAError
 from qa.index import PassageIndex
 from qa.load import LoadResult, content_hash, discover, load_file
 from qa.retrieve import HybridRetriever
-from qa.schema import LoadError, Passage
+from qa.schema import Answer, LoadError, Passage
 from qa.settings import Settings
 from qa.store import IndexStore
+
+if TYPE_CHECKING:
+    from qa.answer import Answerer
 
 MAX_QUESTION_CHARS = 2000  # longer questions are cut; the embedder sees 256 word pieces anyway
 
@@ -47,6 +51,7 @@ class Engine:
         self.index = PassageIndex(self.settings)
         self._generation: Path | None = None
         self._retriever: HybridRetriever | None = None
+        self._answerer: Answerer | None = None
         self.last_report = SyncReport()
 
     # ---- opening -----------------------------------------------------------------------
@@ -62,7 +67,8 @@ class Engine:
         """Load `index_dir`; build it when missing, update it when a source changed, and
         rebuild it when the embedder or chunking settings changed (or `rebuild` is set)."""
         engine = cls(index_dir, settings)
-        engine._load()
+        if not rebuild:  # a rebuild must work even when the index on disk is damaged
+            engine._load()
         stale = engine._generation is not None and (
             engine._manifest_fingerprint != engine.settings.index_fingerprint()
         )
@@ -73,7 +79,16 @@ class Engine:
         return engine
 
     def _load(self) -> None:
-        generation = self.store.current()
+        for _ in range(3):
+            generation = self.store.current()
+            try:
+                return self._load_generation(generation)
+            except IndexDamaged:
+                if self.store.current() == generation:
+                    raise
+                # a writer swapped generations and removed this one while it was being read
+
+    def _load_generation(self, generation: Path | None) -> None:
         self._generation = generation
         self._retriever = None
         self._manifest_fingerprint = None
@@ -110,14 +125,46 @@ class Engine:
             report.unchanged = len(found)
             return report
         with self.store.lock(self.settings.lock_timeout):
-            if rebuild:
-                self.index = PassageIndex(self.settings)
-            elif self.store.current() != self._generation:
-                self._load()  # another writer committed while we waited
-            self._apply(found, sources if prune else [], report, show_progress)
-            if report.changed:
-                self._commit()
+            try:
+                if rebuild:
+                    found += self._indexed_files(exclude={f.resolve() for f, _ in found})
+                    self.index = PassageIndex(self.settings)
+                elif self.store.current() != self._generation:
+                    self._load()  # another writer committed while we waited
+                self._apply(found, sources if prune else [], report, show_progress)
+                if report.changed:
+                    self._commit()
+            except BaseException:
+                self._reload_after_failure()
+                raise
         return report
+
+    def _indexed_files(self, exclude: set[Path]) -> list[tuple[Path, Path]]:
+        """(file, root) of every file the index on disk lists that still exists, so that a
+        rebuild keeps all of them, not only the sources given. Empty when unreadable."""
+        try:
+            generation = self.store.current()
+            files = self.store.read_manifest(generation)["files"] if generation else {}
+        except (QAError, KeyError, TypeError):
+            return []
+        pairs = []
+        for origin, entry in files.items():
+            file = Path(origin)
+            root = Path(entry.get("root") or file.parent)
+            if file in exclude or not file.is_file():
+                continue
+            pairs.append((file, root if file.is_relative_to(root) else file.parent))
+        return pairs
+
+    def _reload_after_failure(self) -> None:
+        """After a failed update, the engine holds the index on disk again, not a half-changed
+        copy of it."""
+        try:
+            self._load()
+        except QAError:
+            self.index = PassageIndex(self.settings)
+            self._generation = None
+            self._retriever = None
 
     def add(self, paths: Sequence[str | Path], show_progress: bool = False) -> SyncReport:
         """Index files or folders (incremental: unchanged content is skipped)."""
@@ -142,9 +189,16 @@ class Engine:
         for file, _ in found:
             origin = str(file.resolve())
             seen.add(origin)
-            if not _same_stat(self.index.files.get(origin), file):
+            entry = self.index.files.get(origin)
+            if not (_same_stat(entry, file) and self._twins_intact(entry)):
                 return True
         return prune and any(self._pruned(sources, seen))
+
+    def _twins_intact(self, entry: dict) -> bool:
+        """The documents a file was found to copy are still indexed with that same text."""
+        documents = self.index.documents
+        twins = entry.get("twins", {})
+        return all(documents.get(d, {}).get("hash") == text for d, text in twins.items())
 
     def _pruned(self, sources: list[Path], seen: set[str]) -> list[str]:
         """Indexed files that were under a source folder and are gone."""
@@ -163,31 +217,17 @@ class Engine:
         show_progress: bool,
     ) -> None:
         index = self.index
+        seen = {str(file.resolve()) for file, _ in found}
+        for origin in self._pruned(prune_sources, seen):
+            report.removed += index.remove_documents(index.files.pop(origin)["doc_ids"])
+        changed = self._read_changed(found, report, show_progress)
+        # a file being re-read cannot be the original that another file copies
+        replaced = {d for *_, entry, _ in changed for d in (entry or {}).get("doc_ids", [])}
+        owners = {e["hash"]: d for d, e in index.documents.items() if d not in replaced}
         to_embed: list[Document] = []
-        seen: set[str] = set()
-        owners = {h["hash"]: d for d, h in index.documents.items()}
-        for file, root in _progress(found, show_progress, "reading"):
+        for file, root, data_hash, entry, loaded in changed:
             origin = str(file.resolve())
-            seen.add(origin)
-            entry = index.files.get(origin)
-            if _same_stat(entry, file):
-                report.unchanged += 1
-                continue
-            try:
-                data_hash = content_hash(file.read_bytes())
-            except OSError as exc:
-                report.errors.append(LoadError(str(file), f"cannot be read ({exc})"))
-                continue
-            if entry and entry["sha"] == data_hash:
-                entry.update(_stat(file))
-                report.unchanged += 1
-                continue
-            loaded: LoadResult = load_file(file, root)
-            report.errors += loaded.errors
-            report.notices += loaded.notices
-            if not loaded.documents:
-                continue  # a rejected file changes nothing in the index
-            kept = []
+            kept, twins = [], {}
             for doc in loaded.documents:
                 old = index.documents.get(doc.doc_id)
                 if old and old.get("origin") not in ("", origin):
@@ -196,27 +236,59 @@ class Engine:
                                   f'{old["origin"]}; skipped')
                     )
                     continue
-                twin = owners.get(doc.metadata["hash"])
+                text_hash = doc.metadata["hash"]
+                twin = owners.get(text_hash)
                 if twin and twin != doc.doc_id:
                     report.notices.append(
                         LoadError(str(file), f'same text as "{twin}"; not indexed twice')
                     )
+                    twins[twin] = text_hash
                     continue
                 kept.append(doc.doc_id)
-                if old and old["hash"] == doc.metadata["hash"]:
+                owners[text_hash] = doc.doc_id
+                if old and old["hash"] == text_hash:
                     continue
                 (report.updated if old else report.added).append(doc.doc_id)
-                owners[doc.metadata["hash"]] = doc.doc_id
                 to_embed.append(doc)
-            previous = entry["doc_ids"] if entry else []
-            gone = [d for d in previous if d not in kept]
+            gone = [d for d in (entry or {}).get("doc_ids", []) if d not in kept]
+            if loaded.errors:  # a rejected line may have held one of them: keep those
+                kept += [d for d in gone if d in index.documents]
+                gone = []
             report.removed += index.remove_documents(gone)
-            index.files[origin] = {**_stat(file), "sha": data_hash, "doc_ids": kept}
-        for origin in self._pruned(prune_sources, seen):
-            report.removed += index.remove_documents(index.files.pop(origin)["doc_ids"])
+            index.files[origin] = {**_stat(file), "sha": data_hash, "doc_ids": kept,
+                                   "root": str(root.resolve())}
+            if twins:
+                index.files[origin]["twins"] = twins
         if to_embed:
             report.passages_embedded = index.add_documents(to_embed, self.embedder, show_progress)
-        report.unchanged = max(0, report.unchanged)
+
+    def _read_changed(
+        self, found: list[tuple[Path, Path]], report: SyncReport, show_progress: bool
+    ) -> list[tuple[Path, Path, str, dict | None, LoadResult]]:
+        """Load the files that differ from what is indexed: (file, root, content hash, the
+        file's entry in the index, what was loaded). A file that loads no document is left out, so
+        a rejected file changes nothing in the index."""
+        changed = []
+        for file, root in _progress(found, show_progress, "reading"):
+            entry = self.index.files.get(str(file.resolve()))
+            if _same_stat(entry, file) and self._twins_intact(entry):
+                report.unchanged += 1
+                continue
+            try:
+                data_hash = content_hash(file.read_bytes())
+            except OSError as exc:
+                report.errors.append(LoadError(str(file), f"cannot be read ({exc})"))
+                continue
+            if entry and entry["sha"] == data_hash and self._twins_intact(entry):
+                entry.update(_stat(file))
+                report.unchanged += 1
+                continue
+            loaded = load_file(file, root)
+            report.errors += loaded.errors
+            report.notices += loaded.notices
+            if loaded.documents:
+                changed.append((file, root, data_hash, entry, loaded))
+        return changed
 
     def _commit(self) -> None:
         with self.store.new_generation() as folder:
@@ -240,6 +312,26 @@ class Engine:
         return [
             self.passage(hit.passage_id, hit.score) for hit in self.retriever.search(question, k)
         ]
+
+    @property
+    def answerer(self) -> Answerer:
+        """Sentence scoring over the current index (sentence vectors outlive index updates)."""
+        retriever = self.retriever
+        if self._answerer is None or self._answerer.terms.lexical is not retriever.lexical:
+            from qa.answer import Answerer
+
+            vectors = self._answerer.vectors if self._answerer else None
+            self._answerer = Answerer(
+                self.index, self.embedder, retriever.lexical, self.settings.answer, vectors
+            )
+        return self._answerer
+
+    def ask(self, question: str, history: Sequence[str | Answer] = ()) -> Answer:
+        """The answer to a question, after the earlier questions (or Answers) of a chat:
+        quoted sentences with citations, or a plain decline with the nearest passages."""
+        from qa.chat import ask
+
+        return ask(self, clean_question(question), history)
 
     def as_retriever(self, k: int = 5) -> HybridRetriever:
         """A `llama_index.core` `BaseRetriever` returning `NodeWithScore`s."""

@@ -152,7 +152,16 @@ class PassageIndex:
             self.bm25 = None
             return
         nodes = [self.docstore.get_node(pid) for pid in self.bm25_ids]
-        self.bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=1)
+        try:
+            with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 when no row has a word
+                self.bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=1)
+        except ValueError:
+            if _has_words(nodes):
+                raise
+            # Not one searchable word in any passage (only punctuation, numbers, stopwords):
+            # bm25s cannot build an empty vocabulary, so every row gets the empty token,
+            # which no question ever contains.
+            self.bm25 = BM25Retriever(existing_bm25=_wordless_bm25(len(nodes)), similarity_top_k=1)
 
     # ---- persistence -------------------------------------------------------------------
     def save(self, folder: Path) -> None:
@@ -207,3 +216,22 @@ class PassageIndex:
                 "run `qa index --rebuild`"
             ) from exc
         return index
+
+
+def _has_words(nodes: list[TextNode]) -> bool:
+    """Whether BM25's tokenizer (as LlamaIndex's retriever sets it up) finds any word."""
+    import bm25s
+
+    tokens = bm25s.tokenize(
+        [n.get_content() for n in nodes], stopwords="en", return_ids=False, show_progress=False
+    )
+    return any(tokens)
+
+
+def _wordless_bm25(rows: int):
+    import bm25s
+    from bm25s.tokenization import Tokenized
+
+    bm25 = bm25s.BM25()
+    bm25.index(Tokenized(ids=[[0]] * rows, vocab={"": 0}), show_progress=False)
+    return bm25

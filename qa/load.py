@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,20 +158,27 @@ _BLOCK_TAGS = (
 )  # fmt: skip
 
 
+_BLOCK_MARK = "\x00"  # stands for a block boundary while the page's text is flattened
+
+
 def _html_to_text(html: str) -> tuple[str, str]:
-    """Visible text of a page: scripts, styles and other non-content dropped; blocks on lines."""
+    """Visible text of a page: scripts, styles and other non-content dropped; one block a
+    paragraph. Line breaks inside a block are spaces, as a browser shows them."""
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(html, "html.parser")
+    soup = BeautifulSoup(html.replace(_BLOCK_MARK, " "), "html.parser")
     title = " ".join(soup.title.get_text().split()) if soup.title else ""
     for tag in soup(["script", "style", "noscript", "template", "head", "svg", "iframe"]):
         tag.decompose()
     for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before("\n")
-        tag.insert_after("\n")
-    lines = (" ".join(line.split()) for line in soup.get_text().splitlines())
-    text = "\n\n".join(line for line in lines if line)
+        tag.insert_before(_BLOCK_MARK)
+        tag.insert_after(_BLOCK_MARK)
+    blocks = (" ".join(block.split()) for block in soup.get_text().split(_BLOCK_MARK))
+    text = "\n\n".join(block for block in blocks if block)
     return text, title or _first_line(text)
+
+
+_PLACEHOLDER_TITLES = {"untitled", "(anonymous)", "unknown"}  # set by PDF writers, not authors
 
 
 def _read_pdf(data: bytes) -> tuple[str, str, dict]:
@@ -180,16 +189,9 @@ def _read_pdf(data: bytes) -> tuple[str, str, dict]:
     from pypdf.errors import PyPdfError
 
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise UnreadableError("encrypted PDF; it needs a password")
-        texts, starts, offset = [], [], 0
-        for page in reader.pages:
-            page_text = (page.extract_text() or "").strip()
-            starts.append(offset)
-            texts.append(page_text)
-            offset += len(page_text) + 2
-        title = str((reader.metadata or {}).get("/Title") or "").strip()
+        with _quiet_logger("pypdf"):  # its warnings on odd files; we report one line per file
+            reader = PdfReader(io.BytesIO(data))
+            texts, starts, title = _pdf_pages(reader)
     except UnreadableError:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, OSError, AttributeError) as exc:
@@ -200,6 +202,32 @@ def _read_pdf(data: bytes) -> tuple[str, str, dict]:
     if not text.strip():
         raise UnreadableError("PDF has no extractable text (scanned images?)")
     return text, title or _first_line(text), {"page_starts": starts}
+
+
+def _pdf_pages(reader) -> tuple[list[str], list[int], str]:
+    """Each page's text, the offset where each page starts in the joined text, the title."""
+    if reader.is_encrypted and not reader.decrypt(""):
+        raise UnreadableError("encrypted PDF; it needs a password")
+    texts, starts, offset = [], [], 0
+    for page in reader.pages:
+        page_text = (page.extract_text() or "").strip()
+        starts.append(offset)
+        texts.append(page_text)
+        offset += len(page_text) + 2
+    title = str((reader.metadata or {}).get("/Title") or "").strip()
+    return texts, starts, "" if title.lower() in _PLACEHOLDER_TITLES else title
+
+
+@contextmanager
+def _quiet_logger(name: str):
+    """Raise a library logger's level to ERROR for the duration."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _read_jsonl(data: bytes, file: Path) -> LoadResult:

@@ -12,7 +12,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl")
 
 
@@ -39,7 +39,40 @@ class EmbedSettings:
 @dataclass(frozen=True)
 class RetrieveSettings:
     candidates: int = 100  # per retriever, before fusion
-    dense_weight: float = 0.6  # fused = w * cosine + (1 - w) * lexical coverage (see retrieve.py)
+    # fused = w * cosine + (1 - w) * BM25 coverage (see retrieve.py). Chosen on SciFact train
+    # by bench/fusion.py: nDCG@10 0.739 at w=0.45 (0.687 dense only, 0.688 BM25 only,
+    # 0.720 reciprocal-rank fusion, 0.737 per-query min-max fusion).
+    dense_weight: float = 0.45
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    """How sentences are chosen and when the answer declines (see answer.py).
+
+    The weights and the threshold were set by bench/calibrate_abstention.py on ClapNQ and
+    eval/seed.jsonl; run it again after changing retrieval."""
+
+    passages: int = 5  # nearest passages returned with every answer
+    scored_passages: int = 3  # passages whose sentences compete to be quoted
+    embedded_sentences: int = 12  # sentences, best by the cheap score, embedded per question
+    max_quotes: int = 3
+    quote_margin: float = 0.08  # a second or third quote scores at most this below the best
+    duplicate_cosine: float = 0.9  # sentences this similar to a chosen one are not quoted
+    # sentence score = w_cosine * cosine(question, sentence) + w_lexical * coverage of the
+    # question's terms by the sentence + w_context * the same by the sentence and its
+    # neighbours + w_passage * the passage's fused retrieval score + w_type * answer-type match
+    w_cosine: float = 0.5
+    w_lexical: float = 0.2
+    w_context: float = 0.1
+    w_passage: float = 0.2
+    w_type: float = 0.05
+    heading_penalty: float = 0.15  # titles, headings and captions are quoted only when alone
+    # confidence = logistic(bias + weights . (best sentence score, top passage score,
+    # share of key terms the corpus lacks)), fitted on ClapNQ
+    confidence_bias: float = -6.0
+    confidence_weights: tuple[float, ...] = (10.0, 4.0, -6.0)
+    threshold: float = 0.5  # below this confidence the answer declines
+    sentence_cache: int = 50_000  # sentence vectors kept in memory
 
 
 @dataclass(frozen=True)
@@ -47,6 +80,7 @@ class Settings:
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
     embed: EmbedSettings = field(default_factory=EmbedSettings)
     retrieve: RetrieveSettings = field(default_factory=RetrieveSettings)
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
     lock_timeout: float = 30.0  # seconds a second writer waits for the index lock
 
     def index_fingerprint(self) -> str:

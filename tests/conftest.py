@@ -39,3 +39,19 @@ def seed_copy(tmp_path) -> Path:
     folder = tmp_path / "docs"
     shutil.copytree(SEEDS, folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def formats_dir(tmp_path_factory) -> Path:
+    """A folder with one document of every supported format (see make_files.py)."""
+    from make_files import write_formats
+
+    return write_formats(tmp_path_factory.mktemp("formats") / "docs")
+
+
+@pytest.fixture(scope="session")
+def formats_engine(formats_dir, tmp_path_factory):
+    """An engine over `formats_dir`, built once; tests that only read share it."""
+    from qa import Engine
+
+    return Engine.open(sources=[formats_dir], index_dir=tmp_path_factory.mktemp("formats-index"))

@@ -1,0 +1,102 @@
+"""Question sets for the answer benchmarks, read into one shape, and the evidence the answer
+step computes for each question (used by calibrate_abstention.py and tune_sentences.py).
+
+    seed set   eval/*.jsonl: {"id", "question", "answers": [phrases], "answerable", "history"};
+               a sentence is right when it holds an answer phrase (case-insensitive)
+    ClapNQ     queries.jsonl with "answerable", long-form "answers" and "gold_passage"; a
+               sentence is right when it comes from the gold passage and at least half of its
+               content words are in an answer
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from qa import Engine
+from qa.answer import Candidate
+from qa.chat import prepare
+from qa.schema import Answer, Passage
+
+ROOT = Path(__file__).resolve().parent.parent
+CLAPNQ = ROOT.parent / "shared" / "bench" / "clapnq"
+CLAPNQ_INDEX = Path("/work/cache/clapnq-index")
+_TOKEN = re.compile(r"\w+")
+_STOP = {"the", "a", "an", "of", "in", "on", "and", "or", "to", "is", "was", "are", "were", "by",
+         "for", "as", "at", "with", "that", "this", "it", "its", "from", "be", "has", "have"}
+
+
+@dataclass
+class Question:
+    id: str
+    question: str
+    answers: list[str]
+    answerable: bool
+    history: list[str] = field(default_factory=list)
+    gold: str | None = None  # ClapNQ: the doc_id of the passage holding the answer
+
+    def right(self, text: str, doc_id: str | None = None) -> bool:
+        """Whether a quoted text answers the question."""
+        if not self.answerable:
+            return False
+        if self.gold is None:
+            low = text.lower()
+            return any(a.lower() in low for a in self.answers)
+        if doc_id != self.gold:
+            return False
+        words = [w for w in _TOKEN.findall(text.lower()) if w not in _STOP]
+        answer_words = set(_TOKEN.findall(" ".join(self.answers).lower()))
+        return bool(words) and sum(w in answer_words for w in words) / len(words) >= 0.5
+
+    def answer_right(self, answer: Answer) -> bool:
+        """Declined when unanswerable; else a quote is right."""
+        if not self.answerable or not answer.answered:
+            return self.answerable == answer.answered
+        if self.gold is None:
+            return self.right(" ".join(c.quote for c in answer.citations))
+        return any(self.right(c.quote, c.passage.doc_id) for c in answer.citations)
+
+
+def read_question_set(path: str | Path) -> list[Question]:
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return [Question(r["id"], r["question"], r.get("answers", []), bool(r["answerable"]),
+                     r.get("history", [])) for r in rows]
+
+
+def read_clapnq(folder: Path = CLAPNQ) -> list[Question]:
+    rows = [json.loads(line) for line in (folder / "queries.jsonl").read_text().splitlines()]
+    return [Question(r["_id"], r["text"], r.get("answers") or [], bool(r["answerable"]),
+                     gold=r.get("gold_passage")) for r in rows]
+
+
+def open_clapnq(index_dir: Path = CLAPNQ_INDEX) -> Engine:
+    """ClapNQ's corpus, indexed once into `index_dir` and reused."""
+    return Engine.open(sources=[CLAPNQ / "corpus.jsonl"], index_dir=index_dir)
+
+
+def open_seeds(index_dir: Path) -> Engine:
+    return Engine.open(sources=[ROOT / "seeds"], index_dir=index_dir)
+
+
+@dataclass
+class Evidence:
+    question: Question
+    passages: list[Passage]
+    candidates: list[Candidate]  # best first
+    features: list[float]
+
+
+def gather(engine: Engine, questions: list[Question], embed_all: bool = False) -> list[Evidence]:
+    """Run the answer step's scoring for every question, keeping its evidence."""
+    answerer = engine.answerer
+    if embed_all:  # every sentence of the scored passages gets its cosine (for tuning)
+        answerer.settings = replace(answerer.settings, embedded_sentences=10_000)
+    out = []
+    for q in questions:
+        resolution, passages, avoid = prepare(engine, q.question, q.history)
+        passages = passages[: answerer.settings.passages]
+        candidates, features = answerer.evidence(resolution.queries, passages, avoid)
+        out.append(Evidence(q, passages, candidates, features))
+    return out

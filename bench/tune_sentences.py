@@ -1,0 +1,72 @@
+"""Choose the sentence-score weights (AnswerSettings.w_*) by measurement.
+
+Every sentence of the scored passages gets all its evidence (cosine included) once; then, for
+a grid of weights, the best-scoring sentence of each answerable question is checked against
+the answers (seed set: holds an answer phrase; ClapNQ: from the gold passage and mostly made of
+answer words). Prints top-1 accuracy on both sets for the current settings and the best grid
+points, ranked by their mean.
+
+    python bench/tune_sentences.py [--seed-set eval/seed.jsonl] [--seed-index DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from answer_data import ROOT, Evidence, gather, open_clapnq, open_seeds, read_clapnq, read_question_set
+
+from qa.answer import sentence_score
+from qa.settings import AnswerSettings
+
+GRID = {
+    "w_lexical": (0.0, 0.1, 0.2, 0.3, 0.4),
+    "w_context": (0.0, 0.1, 0.2),
+    "w_passage": (0.0, 0.1, 0.2, 0.3),
+    "w_type": (0.0, 0.05, 0.1),
+    "heading_penalty": (0.0, 0.1, 0.2),
+}
+
+
+def top1(evidence: list[Evidence], settings: AnswerSettings) -> float:
+    hits = 0
+    for ev in evidence:
+        if ev.candidates:
+            best = max(ev.candidates, key=lambda c: sentence_score(c, settings))
+            hits += ev.question.right(best.text, best.passage.doc_id)
+    return hits / len(evidence)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed-set", default=ROOT / "eval" / "seed.jsonl", type=Path)
+    parser.add_argument("--seed-index", type=Path, help="index of seeds/ (default: a temp dir)")
+    args = parser.parse_args()
+    seed_index = args.seed_index or Path(tempfile.mkdtemp(prefix="seed-index-"))
+
+    seed = [q for q in read_question_set(args.seed_set) if q.answerable]
+    clap = [q for q in read_clapnq() if q.answerable]
+    sets = {
+        "seed": gather(open_seeds(seed_index), seed, embed_all=True),
+        "clapnq": gather(open_clapnq(), clap, embed_all=True),
+    }
+    base = AnswerSettings()
+    current = {name: top1(ev, base) for name, ev in sets.items()}
+    print("current settings: " + ", ".join(f"{n} {v:.3f}" for n, v in current.items()))
+    rows = []
+    for values in itertools.product(*GRID.values()):
+        settings = replace(base, **dict(zip(GRID, values)))
+        scores = {name: top1(ev, settings) for name, ev in sets.items()}
+        rows.append((sum(scores.values()) / len(scores), scores, dict(zip(GRID, values))))
+    rows.sort(key=lambda r: -r[0])
+    print(f"w_cosine fixed at {base.w_cosine}; best of {len(rows)} grid points (top-1 right):")
+    for mean, scores, values in rows[:15]:
+        print(f"  mean {mean:.3f}  " + "  ".join(f"{n} {v:.3f}" for n, v in scores.items())
+              + "  " + " ".join(f"{k}={v}" for k, v in values.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,393 @@
+"""Retrieved passages -> an `Answer`: the documents' own sentences, quoted and cited, or one
+fixed sentence saying the documents do not answer.
+
+No extractive-QA or reranking model can be had offline, so every sentence of the top passages
+is scored against the question with absolute signals that mean the same from one question to
+the next (see `AnswerSettings` for the weights):
+
+    cosine    the question's embedding cosine with the sentence (sentences are embedded in one
+              batch per question, best first by the cheap signals below, and cached by text)
+    lexical   the share of the question's IDF-weighted terms that the sentence holds; terms the
+              corpus lacks count with the largest IDF, so they lower every sentence alike
+    context   the same share over the sentence together with its neighbours
+    passage   the fused retrieval score of the sentence's passage
+    type      the sentence holds what the question word asks for: a number ("how many"), a
+              date ("when"), a name ("who", "where"); 0.5 when the question asks for no type
+
+The best sentence is quoted, then up to two more that score nearly as well and repeat none of
+the chosen ones; adjacent quotes of one passage become one quote.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qa.embed import Embedder
+from qa.index import PassageIndex
+from qa.retrieve import LexicalScorer, bm25_idf
+from qa.schema import Answer, Citation, Passage
+from qa.settings import AnswerSettings
+
+DECLINE_TEXT = "The documents do not answer this question."
+
+# Words that frame a question rather than say what it is about (besides NLTK's stopwords).
+_FRAMING = {
+    "say", "said", "tell", "told", "describe", "explain", "mention", "mentioned", "according",
+    "article", "document", "documents", "text", "report", "reported", "happen", "happened",
+    "anything", "something", "thing", "things", "much", "many", "kind", "type", "also",
+}
+_WORD = re.compile(r"[\w'’-]+")
+_NUMBER_WORDS = (
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+    r"hundred|hundreds|thousand|thousands|million|millions|billion|dozen|dozens|half|several"
+)
+_MONTHS = (
+    r"january|february|march|april|may|june|july|august|september|october|november|december|"
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today|tomorrow|week|"
+    r"month|year|century|decade"
+)
+_HAS_NUMBER = re.compile(rf"\d|\b({_NUMBER_WORDS})\b", re.IGNORECASE)
+_HAS_DATE = re.compile(rf"\b(1\d{{3}}|20\d{{2}}|{_MONTHS})s?\b", re.IGNORECASE)
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w’'-]*")
+
+
+@dataclass(frozen=True)
+class WeightedQuery:
+    """A text searched on behalf of the question, and its share of the evidence."""
+
+    text: str
+    weight: float = 1.0
+
+
+@dataclass
+class Candidate:
+    """One sentence of a retrieved passage, with its evidence."""
+
+    passage: Passage
+    index: int  # position of the sentence in its passage
+    start: int  # document offsets
+    end: int
+    text: str
+    lexical: float = 0.0
+    context: float = 0.0
+    type_match: float = 0.5
+    heading: bool = False  # a title, heading or caption line rather than a sentence
+    cosine: float = 0.0
+    score: float = 0.0
+    vector: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def words(self) -> int:
+        return len(self.text.split())
+
+
+def expected_type(question: str) -> str | None:
+    """What the question word asks for: "number", "date", "name" or None."""
+    q = question.lower()
+    if re.search(r"\bhow (many|much|long|old|far|big|large|tall|often)\b|\bwhat (number|"
+                 r"percentage|amount)\b", q):
+        return "number"
+    if re.search(r"\bwhen\b|\bwhat (year|date|day|time)\b|\bwhich (year|day)\b", q):
+        return "date"
+    if re.search(r"\b(who|whom|whose|where)\b", q):
+        return "name"
+    return None
+
+
+def type_match(kind: str | None, sentence: str, question_words: set[str]) -> float:
+    """1 if the sentence holds the kind of thing asked for, 0 if not, 0.5 when none is asked."""
+    if kind is None:
+        return 0.5
+    if kind == "number":
+        return float(bool(_HAS_NUMBER.search(sentence)))
+    if kind == "date":
+        return float(bool(_HAS_DATE.search(sentence)))
+    names = {m.group(0).lower() for m in _NAME.finditer(sentence)}
+    return float(bool(names - question_words))
+
+
+def key_words(question: str) -> list[str]:
+    """Names and numbers of the question: capitalised words past the first, words with digits."""
+    words = _WORD.findall(question)
+    return [
+        w for i, w in enumerate(words)
+        if any(c.isdigit() for c in w) or (i > 0 and w[:1].isupper()) or (len(w) > 1 and w.isupper())
+    ]
+
+
+FRAGMENT_WORDS = 4
+_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
+
+
+def _continues(gap: str, text: str) -> bool:
+    """The sentence `text` is a piece of the one before it (same paragraph)."""
+    if _BREAK.search(gap):
+        return False
+    return text[:1].islower() or len(text.split()) <= FRAGMENT_WORDS or not any(
+        ch.isalpha() for ch in text
+    )
+
+
+def _is_heading(text: str, before: str, after: str) -> bool:
+    """A line of its own without closing punctuation: a title, heading or caption."""
+    starts_line = not before.strip() or before.rstrip(" \t").endswith("\n")
+    ends_line = not after.strip() or after.lstrip(" \t").startswith("\n")
+    closed = text.rstrip().endswith((".", "!", "?", "”", '"', "’", "'"))
+    return starts_line and ends_line and not closed
+
+
+def cheap_score(c: Candidate, s: AnswerSettings) -> float:
+    """The sentence score without its embedding cosine."""
+    return (s.w_lexical * c.lexical + s.w_context * c.context + s.w_passage * c.passage.score
+            + s.w_type * c.type_match - s.heading_penalty * c.heading)
+
+
+def sentence_score(c: Candidate, s: AnswerSettings) -> float:
+    return cheap_score(c, s) + s.w_cosine * c.cosine
+
+
+def logistic(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
+
+
+def confidence_features(best: Candidate | None, top_passage: float, missing_key: float) -> list[float]:
+    """What the confidence is computed from, in the order of `confidence_weights`."""
+    return [best.score if best else 0.0, top_passage, missing_key]
+
+
+class SentenceVectors:
+    """Sentence embeddings kept by text (an LRU), so a passage is embedded once per session."""
+
+    def __init__(self, embedder: Embedder, capacity: int) -> None:
+        self.embedder = embedder
+        self.capacity = capacity
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def encode(self, queries: Sequence[str], sentences: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of the queries (never cached) and of the sentences, in one model call."""
+        missing = list(dict.fromkeys(s for s in sentences if s not in self._cache))
+        vectors = self.embedder.encode([*queries, *missing])
+        for text, vec in zip(missing, vectors[len(queries):]):
+            self._cache[text] = vec
+        for text in sentences:
+            self._cache.move_to_end(text)
+        while len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+        dim = self.embedder.settings.dimension
+        found = np.asarray([self._cache[s] for s in sentences]).reshape(-1, dim)
+        return vectors[: len(queries)], found
+
+
+class Terms:
+    """The question's terms, weighted by the corpus's BM25 IDF, and their share in a text."""
+
+    def __init__(self, lexical: LexicalScorer) -> None:
+        from llama_index.core.utils import globals_helper
+
+        self.lexical = lexical
+        self.stopwords = sorted(set(globals_helper.stopwords) | _FRAMING)
+        bm25 = lexical.bm25
+        self.vocab: dict[str, int] = bm25.vocab_dict if bm25 is not None else {}
+        self.n_docs = lexical.n_docs if bm25 is not None else 0
+
+    def tokenize(self, texts: Sequence[str]) -> list[set[str]]:
+        if not texts:
+            return []
+        import bm25s
+
+        tokens = bm25s.tokenize(
+            list(texts),
+            stemmer=getattr(self.lexical, "stemmer", None),
+            token_pattern=getattr(self.lexical, "token_pattern", r"(?u)\b\w\w+\b"),
+            stopwords=self.stopwords,
+            return_ids=False,
+            show_progress=False,
+        )
+        return [set(t) for t in tokens]
+
+    def idf(self, token: str) -> float:
+        df = self.lexical.doc_freq[self.vocab[token]] if token in self.vocab else 0.0
+        return float(bm25_idf(np.asarray(df), max(self.n_docs, 1)))
+
+    def weights(self, queries: Sequence[WeightedQuery]) -> dict[str, float]:
+        """term -> IDF times the largest weight of a query holding it."""
+        out: dict[str, float] = {}
+        for query, tokens in zip(queries, self.tokenize([q.text for q in queries])):
+            for t in tokens:
+                out[t] = max(out.get(t, 0.0), query.weight * self.idf(t))
+        return out
+
+    def missing_share(self, words: Sequence[str]) -> float:
+        """IDF-weighted share of the given words that occur nowhere in the corpus."""
+        tokens = set().union(*self.tokenize(words)) if words else set()
+        if not tokens:
+            return 0.0
+        total = sum(self.idf(t) for t in tokens)
+        return sum(self.idf(t) for t in tokens if t not in self.vocab) / total
+
+
+def coverage(weights: dict[str, float], tokens: set[str]) -> float:
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
+
+
+class Answerer:
+    """Scores the sentences of retrieved passages and writes the answer."""
+
+    def __init__(
+        self,
+        index: PassageIndex,
+        embedder: Embedder,
+        lexical: LexicalScorer,
+        settings: AnswerSettings,
+        vectors: SentenceVectors | None = None,
+    ) -> None:
+        self.index = index
+        self.settings = settings
+        self.terms = Terms(lexical)
+        self.vectors = vectors or SentenceVectors(embedder, settings.sentence_cache)
+
+    def evidence(
+        self,
+        queries: Sequence[WeightedQuery],
+        passages: Sequence[Passage],
+        avoid: Sequence[str] = (),
+    ) -> tuple[list[Candidate], list[float]]:
+        """Ranked candidate sentences, and the features the confidence is computed from."""
+        focus = queries[0].text
+        candidates = self.score(focus, queries, passages, avoid)
+        missing_key = self.terms.missing_share(key_words(focus))
+        top = passages[0].score if passages else 0.0
+        return candidates, confidence_features(candidates[0] if candidates else None, top,
+                                               missing_key)
+
+    def confidence(self, features: Sequence[float]) -> float:
+        """The calibrated probability that the best sentence answers the question: a logistic
+        model over `confidence_features`, fitted by bench/calibrate_abstention.py."""
+        s = self.settings
+        return logistic(s.confidence_bias + sum(w * x for w, x in zip(s.confidence_weights,
+                                                                      features)))
+
+    def answer(
+        self,
+        question: str,
+        standalone: str,
+        queries: Sequence[WeightedQuery],
+        passages: Sequence[Passage],
+        avoid: Sequence[str] = (),
+    ) -> Answer:
+        """The answer to `question` from `passages` (best first), searched as `queries` (the
+        question as resolved first). Sentences within `avoid` (the quotes of the previous
+        answer) count a little less, so a follow-up moves on."""
+        passages = list(passages[: self.settings.passages])
+        candidates, features = self.evidence(queries, passages, avoid)
+        confidence = self.confidence(features)
+        answer = Answer(question=question, standalone_question=standalone, answered=False,
+                        text=DECLINE_TEXT, passages=passages, confidence=round(confidence, 4))
+        if not candidates or confidence < self.settings.threshold:
+            return answer
+        citations = self.cite(self.choose(candidates))
+        answer.answered = True
+        answer.citations = citations
+        answer.text = " ".join(f"{' '.join(c.quote.split())} [{c.n}]" for c in citations)
+        return answer
+
+    # ---- scoring -----------------------------------------------------------------------
+    def candidates(self, passages: Sequence[Passage]) -> list[Candidate]:
+        """The sentences of the top passages; a fragment the sentence splitter cut off (it
+        starts in lower case, or has at most `FRAGMENT_WORDS` words) stays with the sentence
+        before it, so "at 3 p.m." keeps its "ET"."""
+        out: list[Candidate] = []
+        for passage in passages[: self.settings.scored_passages]:
+            spans = self.index.node(passage.id).metadata["sentences"]
+            units: list[list[int]] = []
+            for a, b in spans:
+                text = passage.text[a:b]
+                if units and _continues(passage.text[units[-1][1] : a], text):
+                    units[-1][1] = b
+                else:
+                    units.append([a, b])
+            for i, (a, b) in enumerate(units):
+                c = Candidate(passage, i, passage.start + a, passage.start + b, passage.text[a:b])
+                before, after = passage.text[:a], passage.text[b:]
+                c.heading = _is_heading(c.text, before, after)
+                out.append(c)
+        return out
+
+    def score(
+        self,
+        question: str,
+        queries: Sequence[WeightedQuery],
+        passages: Sequence[Passage],
+        avoid: Sequence[str] = (),
+    ) -> list[Candidate]:
+        """Candidate sentences with their evidence and score, best first."""
+        s = self.settings
+        found = self.candidates(passages)
+        if not found:
+            return []
+        weights = self.terms.weights(queries)
+        tokens = self.terms.tokenize([c.text for c in found])
+        kind = expected_type(question)
+        question_words = {w.lower() for w in _WORD.findall(question)}
+        for i, c in enumerate(found):
+            c.lexical = coverage(weights, tokens[i])
+            near = [tokens[j] for j in (i - 1, i, i + 1)
+                    if 0 <= j < len(found) and found[j].passage is c.passage]
+            c.context = coverage(weights, set().union(*near))
+            c.type_match = type_match(kind, c.text, question_words)
+            c.score = cheap_score(c, s)
+        # Embedding is the costly part: only the sentences best by the cheap signals.
+        found.sort(key=lambda c: -c.score)
+        found = found[: s.embedded_sentences]
+        query_vecs, sent_vecs = self.vectors.encode([q.text for q in queries],
+                                                    [c.text for c in found])
+        total = sum(q.weight for q in queries) or 1.0
+        q_weights = np.asarray([q.weight / total for q in queries], dtype=np.float32)
+        cosines = (sent_vecs @ query_vecs.T) @ q_weights
+        for c, vec, cos in zip(found, sent_vecs, cosines):
+            c.vector = vec
+            c.cosine = float(cos)
+            c.score = sentence_score(c, s)
+            if any(c.text in quote for quote in avoid):
+                c.score -= s.quote_margin
+        return sorted(found, key=lambda c: -c.score)
+
+    # ---- writing -----------------------------------------------------------------------
+    def choose(self, ranked: list[Candidate]) -> list[Candidate]:
+        """The best sentence, then up to `max_quotes - 1` close runners-up that repeat none."""
+        s = self.settings
+        chosen = [ranked[0]]
+        for c in ranked[1:]:
+            if len(chosen) >= s.max_quotes or c.score < ranked[0].score - s.quote_margin:
+                break
+            if all(float(c.vector @ o.vector) < s.duplicate_cosine and c.text != o.text
+                   for o in chosen):
+                chosen.append(c)
+        return chosen
+
+    def cite(self, chosen: list[Candidate]) -> list[Citation]:
+        """One citation per quote; sentences adjacent in one passage become one quote."""
+        groups: list[list[Candidate]] = []
+        for c in chosen:
+            for g in groups:
+                if g[0].passage.id == c.passage.id and any(abs(o.index - c.index) == 1 for o in g):
+                    g.append(c)
+                    break
+            else:
+                groups.append([c])
+        citations = []
+        for n, group in enumerate(groups, start=1):
+            passage = group[0].passage
+            start = min(c.start for c in group)
+            end = max(c.end for c in group)
+            quote = passage.text[start - passage.start : end - passage.start]
+            citations.append(Citation(n=n, passage=passage, quote=quote,
+                                      quote_start=start, quote_end=end))
+        return citations

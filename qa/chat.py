@@ -1,0 +1,169 @@
+"""A question in a conversation -> what to search, and the answer; no language model.
+
+A follow-up ("What did he say?", "How did the US respond to them?", "Why?") leans on the
+turns before it. Without an LLM to rewrite it, two searches are fused:
+
+    alone     the question, its personal pronouns replaced by the person the last answer
+              names (he/she/him/his/her -> "Jens Stoltenberg")
+    joined    the last earlier questions joined with it
+
+    passage score = a * score(alone) + (1 - a) * score(joined)
+
+where a, how self-contained the question is, falls with fewer content words, with pronouns
+left unresolved, and with follow-up openers ("and", "what about", "why"). Sentences are scored
+against both searches with the same weights, and the sentences the last answer quoted count a
+little less, so a follow-up moves on. `Answer.standalone_question` is the joined search, or the
+question alone when it stands alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from qa.answer import WeightedQuery
+from qa.schema import Answer, Passage
+
+if TYPE_CHECKING:
+    from qa.engine import Engine
+
+PERSONAL = {"he", "him", "his", "she", "her", "hers"}
+ANAPHORA = PERSONAL | {
+    "it", "its", "they", "them", "their", "theirs", "this", "that", "these", "those", "there",
+    "then", "such", "one", "ones",
+}
+_OPENER = re.compile(
+    r"^\W*(and|but|so|also|then|what about|how about|why|why not|how come|what else|anything "
+    r"else)\b", re.IGNORECASE,
+)
+_WORD = re.compile(r"[\w'’-]+")
+# A person's name: two or more capitalised words ("Jens Stoltenberg", "Dmitry Peskov").
+_NAME = re.compile(r"\b[A-Z][a-z’'-]+(?:\s+[A-Z][a-z’'-]+)+\b")
+_SPEECH = re.compile(r"\b(said|says|told|added|announced|indicated|explained|stated)\b")
+CONTEXT_TURNS = 2  # earlier questions joined to a follow-up
+SEARCH_DEPTH = 20  # passages per search before fusion
+
+
+@dataclass
+class Turn:
+    question: str
+    answer: Answer | None = None
+
+
+@dataclass
+class Resolution:
+    resolved: str  # the question with personal pronouns replaced
+    standalone: str  # what was searched, as one text
+    queries: list[WeightedQuery]  # the resolved question first
+
+
+def _stopwords() -> set[str]:
+    from llama_index.core.utils import globals_helper
+
+    return set(globals_helper.stopwords)
+
+
+def self_containedness(question: str) -> float:
+    """How well a question stands alone, in [0.2, 1]."""
+    words = [w.lower() for w in _WORD.findall(question)]
+    stop = _stopwords()
+    content = [w for w in words if w not in stop and w not in ANAPHORA]
+    score = min(1.0, len(content) / 2)
+    if any(w in ANAPHORA for w in words):
+        score *= 0.5
+    if _OPENER.match(question):
+        score *= 0.6
+    return max(0.2, score)
+
+
+def last_person(text: str) -> str | None:
+    """The person a text names: the one next to a speech verb, else the last name in it."""
+    names = [m for m in _NAME.finditer(text) if m.start() == 0 or text[m.start() - 2] not in ".!?"]
+    if not names:
+        return None
+    for m in names:
+        around = text[max(0, m.start() - 12) : m.end() + 12]
+        if _SPEECH.search(around):
+            return m.group(0)
+    return names[-1].group(0)
+
+
+def resolve_pronouns(question: str, person: str | None) -> str:
+    """Replace he/she/him/his/her with the person's name."""
+    if not person:
+        return question
+
+    def swap(m: re.Match) -> str:
+        word = m.group(0).lower()
+        following = question[m.end() :].lstrip()
+        possessive = word in ("his", "hers") or (
+            word == "her" and following[:1].isalpha() and not following.startswith(("say", "do"))
+        )
+        return f"{person}’s" if possessive else person
+
+    return re.sub(r"\b(he|him|his|she|her|hers)\b", swap, question, flags=re.IGNORECASE)
+
+
+def resolve(question: str, turns: Sequence[Turn]) -> Resolution:
+    """What to search for `question` after `turns` (oldest first)."""
+    if not turns:
+        return Resolution(question, question, [WeightedQuery(question, 1.0)])
+    last = turns[-1]
+    source = " ".join(c.quote for c in last.answer.citations) if last.answer else ""
+    person = last_person(source) or last_person(last.question)
+    resolved = resolve_pronouns(question, person)
+    alone = self_containedness(resolved)
+    if alone >= 1.0:
+        return Resolution(resolved, resolved, [WeightedQuery(resolved, 1.0)])
+    earlier = [t.question for t in turns[-CONTEXT_TURNS:]]
+    joined = " ".join([*earlier, resolved])
+    return Resolution(
+        resolved, joined, [WeightedQuery(resolved, alone), WeightedQuery(joined, 1.0 - alone)]
+    )
+
+
+def fused_passages(engine: Engine, queries: Sequence[WeightedQuery], k: int) -> list[Passage]:
+    """Passages of several searches, scored by the weighted sum of their fused scores (a
+    passage missing from one search counts with that search's lowest score)."""
+    if len(queries) == 1:
+        hits = engine.retriever.search(queries[0].text, k)
+        return [engine.passage(h.passage_id, h.score) for h in hits]
+    results = [engine.retriever.search(q.text, max(k, SEARCH_DEPTH)) for q in queries]
+    if not any(results):
+        return []
+    totals: dict[str, float] = {}
+    for query, hits in zip(queries, results):
+        floor = hits[-1].score if hits else 0.0
+        scores = {h.passage_id: h.score for h in hits}
+        for pid in {h.passage_id for r in results for h in r}:
+            totals[pid] = totals.get(pid, 0.0) + query.weight * scores.get(pid, floor)
+    best = sorted(totals, key=lambda pid: -totals[pid])[:k]
+    return [engine.passage(pid, totals[pid]) for pid in best]
+
+
+def prepare(
+    engine: Engine, question: str, history: Sequence[str | Answer] = (), depth: int = 1
+) -> tuple[Resolution, list[Passage], tuple[str, ...]]:
+    """What to search for `question` after `history` (earlier questions, or Answers), the
+    passages found, and the quotes of the last answer. An earlier question given as text is
+    answered again (without resolving its own history's pronouns) to find what the new
+    question's pronouns refer to; `depth` bounds that."""
+    turns = [Turn(h.question, h) if isinstance(h, Answer) else Turn(str(h)) for h in history]
+    turns = [t for t in turns if t.question.strip()][-CONTEXT_TURNS:]
+    if turns and turns[-1].answer is None and depth > 0:
+        earlier = [t.answer or t.question for t in turns[:-1]]
+        turns[-1].answer = ask(engine, turns[-1].question, earlier, depth - 1)
+    resolution = resolve(question, turns)
+    passages = fused_passages(engine, resolution.queries, engine.settings.answer.passages)
+    last = turns[-1].answer if turns else None
+    avoid = tuple(c.quote for c in last.citations) if last else ()
+    return resolution, passages, avoid
+
+
+def ask(engine: Engine, question: str, history: Sequence[str | Answer] = (), depth: int = 1) -> Answer:
+    """Answer `question` after the earlier turns `history` (oldest first)."""
+    resolution, passages, avoid = prepare(engine, question, history, depth)
+    return engine.answerer.answer(question, resolution.standalone, resolution.queries, passages,
+                                  avoid)

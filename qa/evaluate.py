@@ -1,0 +1,305 @@
+"""`qa eval`: a question set or a BEIR folder -> one table of metrics, a row per system.
+
+Question set (`eval/*.jsonl`, one `{"id", "question", "answers", "answerable", "history"}` a
+line): an answer is right when any answer phrase is in its quoted text (the citations' quotes);
+an unanswerable question is right when the answer declines; a retrieval hit at k when a phrase is
+in one of the top k passages. BEIR folder: document-level nDCG@10, recall@10, recall@100 and
+MRR@10 (qa/beir.py); when its queries say whether they are `answerable` (ClapNQ), the engine
+also answers every query, which measures abstention.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from qa.baselines import (
+    CACHE_ROOT,
+    LLAMAINDEX_DEFAULT,
+    QA,
+    System,
+    corpus_fingerprint,
+    engine_documents,
+    engine_systems,
+    llamaindex_system,
+)
+from qa.beir import evaluate_documents, load_beir, passage_depth
+from qa.errors import QAError
+from qa.metrics import abstention, contains_any, hit_at_k, mean, mrr_at_k, percentile
+
+QUESTION_COLUMNS = [
+    "answers_right",
+    "abstention_precision",
+    "abstention_recall",
+    "hit@1",
+    "hit@3",
+    "hit@5",
+    "mrr@10",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "words_per_passage",
+]
+BEIR_COLUMNS = ["ndcg@10", "recall@10", "recall@100", "mrr@10"]
+ANSWER_COLUMNS = ["answered", "cites_relevant", "abstention_precision", "abstention_recall"]
+
+
+class BadQuestionSet(QAError):
+    """A question-set file that cannot be read; the message names the line."""
+
+
+@dataclass
+class Question:
+    id: str
+    question: str
+    answers: list[str]
+    answerable: bool = True
+    history: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvalReport:
+    """What `qa eval` prints: one row of metrics per system, the same columns for each."""
+
+    kind: str  # "questions" or "beir"
+    target: str
+    questions: int
+    columns: list[str]
+    rows: dict[str, dict[str, float | None]]
+    split: str | None = None
+    date: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M %Z"))
+    notes: list[str] = field(default_factory=list)
+    embedded: dict[str, int] = field(default_factory=dict)  # passages embedded per index
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def read_questions(path: str | Path) -> list[Question]:
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadQuestionSet(f"{path}: cannot be read ({exc.__class__.__name__})") from None
+    questions = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            q = Question(
+                id=str(rec.get("id", n)),
+                question=str(rec["question"]),
+                answers=[str(a) for a in rec.get("answers", [])],
+                answerable=bool(rec.get("answerable", True)),
+                history=[str(h) for h in rec.get("history", [])],
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise BadQuestionSet(
+                f'{path}:{n}: expected {{"id", "question", "answers", "answerable", "history"}}'
+            ) from None
+        if q.answerable and not q.answers:
+            raise BadQuestionSet(f"{path}:{n}: an answerable question needs answer phrases")
+        questions.append(q)
+    if not questions:
+        raise BadQuestionSet(f"{path}: no questions")
+    return questions
+
+
+def quoted_text(answer) -> str:
+    return " ".join(c.quote for c in answer.citations)
+
+
+def answer_outcomes(engine, questions: Sequence[Question], progress: bool) -> dict:
+    """Ask every question (with its history); right/declined flags, latencies, the resolved
+    questions (what retrieval is scored on) and the answers' cited document ids."""
+    right, declined, latency, standalone, cited = [], [], [], [], []
+    for q in _progress(questions, "asking" if progress else None):
+        t = time.perf_counter()
+        answer = engine.ask(q.question, history=q.history)
+        latency.append((time.perf_counter() - t) * 1000)
+        declined.append(not answer.answered)
+        right.append(
+            answer.answered and contains_any(quoted_text(answer), q.answers)
+            if q.answerable
+            else not answer.answered
+        )
+        standalone.append(answer.standalone_question or q.question)
+        cited.append({c.passage.doc_id for c in answer.citations} if answer.answered else set())
+    return {
+        "right": right,
+        "declined": declined,
+        "latency": latency,
+        "standalone": standalone,
+        "cited": cited,
+    }
+
+
+def passage_hits(
+    system: System, questions: Sequence[Question], queries: Sequence[str], progress: bool
+) -> dict[str, float]:
+    """hit@1/3/5 and MRR@10 of the passages the system ranks for the answerable questions,
+    and its retrieval latency over all of them."""
+    retriever = system.retriever(10)
+    scores: dict[str, list[float]] = {"hit@1": [], "hit@3": [], "hit@5": [], "mrr@10": []}
+    latency = []
+    items = [(q, s) for q, s in zip(questions, queries) if q.answerable]
+    for q, query in _progress(items, system.name if progress else None):
+        t = time.perf_counter()
+        nodes = retriever.retrieve(query)
+        latency.append((time.perf_counter() - t) * 1000)
+        ranked = [n.node.node_id for n in nodes]
+        relevant = [n.node.node_id for n in nodes if contains_any(n.node.get_content(), q.answers)]
+        for k in (1, 3, 5):
+            scores[f"hit@{k}"].append(hit_at_k(ranked, relevant, k))
+        scores["mrr@10"].append(mrr_at_k(ranked, relevant, 10))
+    row = {name: mean(values) for name, values in scores.items()}
+    row["latency_p50_ms"] = percentile(latency, 50)
+    row["latency_p95_ms"] = percentile(latency, 95)
+    return row
+
+
+def evaluate_questions(
+    engine,
+    questions: Sequence[Question],
+    path: str | Path,
+    baselines: bool = False,
+    progress: bool = False,
+) -> EvalReport:
+    """Answer and retrieval metrics of a question set (read from `path`) over the engine."""
+    outcomes = answer_outcomes(engine, questions, progress)
+    answerable = [q.answerable for q in questions]
+    precision, recall = abstention(outcomes["declined"], answerable)
+    systems = engine_systems(engine, baselines)
+    if baselines:
+        docs = engine_documents(engine)
+        cache = CACHE_ROOT / f"{Path(path).stem}-{corpus_fingerprint(docs)}"
+        systems.append(llamaindex_system(docs, cache, progress))
+    rows: dict[str, dict[str, float | None]] = {}
+    for system in systems:
+        row: dict[str, float | None] = dict.fromkeys(QUESTION_COLUMNS)
+        row.update(passage_hits(system, questions, outcomes["standalone"], progress))
+        row["words_per_passage"] = system.words_per_passage
+        rows[system.name] = row
+    qa_row = rows[QA]
+    n_answerable = sum(answerable)
+    qa_row["answers_right"] = (
+        sum(r for r, a in zip(outcomes["right"], answerable) if a) / n_answerable
+        if n_answerable
+        else None
+    )
+    qa_row["abstention_precision"], qa_row["abstention_recall"] = precision, recall
+    qa_row["latency_p50_ms"] = percentile(outcomes["latency"], 50)
+    qa_row["latency_p95_ms"] = percentile(outcomes["latency"], 95)
+    declined_right = sum(d for d, a in zip(outcomes["declined"], answerable) if not a)
+    notes = [
+        f"{n_answerable} answerable, {len(questions) - n_answerable} unanswerable questions; "
+        f"{sum(r for r, a in zip(outcomes['right'], answerable) if a)} answered right, "
+        f"{declined_right} of the unanswerable declined",
+        "hit@k and MRR: answerable questions, the passages each system ranks for the question "
+        "as qa resolved it with its history; latency: qa = Engine.ask, the others = retrieval",
+    ]
+    return EvalReport(
+        "questions",
+        str(path),
+        len(questions),
+        QUESTION_COLUMNS,
+        rows,
+        notes=notes,
+        embedded=embedded_counts(systems),
+    )
+
+
+def evaluate_beir(
+    folder: str | Path, split: str = "test", baselines: bool = False, progress: bool = False
+) -> EvalReport:
+    from qa.engine import Engine
+
+    dataset = load_beir(folder, split)
+    cache = CACHE_ROOT / dataset.corpus_key()
+    engine = Engine.open(
+        sources=[dataset.corpus], index_dir=cache / "qa-index", show_progress=progress
+    )
+    n_docs = len(engine.index.documents)
+    systems = engine_systems(engine, baselines)
+    if baselines:
+        systems.append(llamaindex_system(engine_documents(engine), cache, progress))
+    with_answers = any("answerable" in r for r in dataset.records.values())
+    columns = BEIR_COLUMNS + (ANSWER_COLUMNS if with_answers else [])
+    rows: dict[str, dict[str, float | None]] = {}
+    notes = [
+        f"qrels: {dataset.qrels_file.name}; {len(dataset.queries)} judged queries; "
+        f"{n_docs} documents, cache {cache}"
+    ]
+    report = engine.last_report
+    if report.errors or report.notices:
+        notes.append(
+            f"corpus: {len(report.errors)} lines skipped, "
+            f"{len(report.notices)} duplicate texts indexed once"
+        )
+    for system in systems:
+        depth = passage_depth(system.passages, n_docs)
+        run = evaluate_documents(
+            system.retriever(depth), dataset, n_docs, system.name if progress else None
+        )
+        rows[system.name] = {**dict.fromkeys(columns), **run.metrics}
+        if run.short_lists:
+            notes.append(
+                f"{system.name}: {run.short_lists} queries ranked fewer than 100 "
+                f"documents from {depth} passages"
+            )
+    if with_answers:
+        rows[QA].update(beir_answers(engine, dataset, progress))
+        notes.append(
+            "answered, cites_relevant: share of the answerable queries; abstention: "
+            "over all queries, those marked answerable: false should be declined"
+        )
+    return EvalReport(
+        "beir",
+        str(folder),
+        len(dataset.queries),
+        columns,
+        rows,
+        split,
+        notes=notes,
+        embedded=embedded_counts(systems),
+    )
+
+
+def embedded_counts(systems: Sequence[System]) -> dict[str, int]:
+    """Passages embedded this run, per index (BM25 only and dense only share qa's)."""
+    return {s.name: s.embedded for s in systems if s.name in (QA, LLAMAINDEX_DEFAULT)}
+
+
+def beir_answers(engine, dataset, progress: bool) -> dict[str, float | None]:
+    """Ask every query of a BEIR set that marks queries answerable or not."""
+    questions = [
+        Question(qid, rec["text"], [], bool(rec.get("answerable", True)))
+        for qid, rec in dataset.records.items()
+        if "answerable" in rec
+    ]
+    outcomes = answer_outcomes(engine, questions, progress)
+    answerable = [q.answerable for q in questions]
+    precision, recall = abstention(outcomes["declined"], answerable)
+    answered = [not d for d, a in zip(outcomes["declined"], answerable) if a]
+    cites = [
+        bool(cited & set(dataset.relevant(q.id)))
+        for q, cited in zip(questions, outcomes["cited"])
+        if q.answerable
+    ]
+    return {
+        "answered": mean(answered) if answered else None,
+        "cites_relevant": mean(cites) if cites else None,
+        "abstention_precision": precision,
+        "abstention_recall": recall,
+    }
+
+
+def _progress(items: Sequence, desc: str | None) -> Sequence:
+    if desc is None:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="question", disable=None, leave=False)

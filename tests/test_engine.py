@@ -1,0 +1,218 @@
+"""The engine over time: reopening embeds nothing; add, update, remove; settings rebuild;
+the right passage for seed questions; the retriever inside LlamaIndex."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import SEEDS
+
+from qa import Engine
+from qa.embed import Embedder
+from qa.settings import ChunkSettings, Settings
+
+QUESTIONS = ["What did Russia demand?", "How many troops has Russia deployed?", "Who is Peskov?"]
+
+NEW_TEXT = """Harbour news
+
+The new harbour crane lifts forty tonnes and was delivered by barge on Tuesday. \
+Dock workers say it halves the time needed to unload a container ship.
+"""
+
+CHANGED_TEXT = """Harbour news
+
+The harbour crane broke down on Friday, and repairs will take three weeks. \
+Ships are being sent to the northern quay until the crane works again.
+"""
+
+
+@pytest.fixture
+def embedded(monkeypatch) -> list[list[str]]:
+    """Every list of texts the real embedder is asked to encode during the test."""
+    calls: list[list[str]] = []
+    encode = Embedder.encode
+
+    def counting(self, texts, *args, **kwargs):
+        calls.append(list(texts))
+        return encode(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(Embedder, "encode", counting)
+    return calls
+
+
+def ranking(engine: Engine, question: str) -> list[tuple[str, float]]:
+    return [(p.id, round(p.score, 6)) for p in engine.retrieve(question, k=5)]
+
+
+def test_reopening_an_unchanged_index_embeds_nothing(seed_index_dir, seed_engine, embedded):
+    before = {q: ranking(seed_engine, q) for q in QUESTIONS}
+    embedded.clear()  # the questions themselves go through encode_query, not here
+    reopened = Engine.open(sources=[SEEDS], index_dir=seed_index_dir)
+    assert embedded == []
+    assert reopened.last_report.passages_embedded == 0
+    assert not reopened.last_report.changed
+    assert reopened.index.passage_count() == seed_engine.index.passage_count()
+    assert {q: ranking(reopened, q) for q in QUESTIONS} == before
+
+
+def test_manifest_describes_the_index(seed_index_dir, seed_engine):
+    current = (seed_index_dir / "CURRENT").read_text().strip()
+    manifest = json.loads((seed_index_dir / current / "manifest.json").read_text())
+    assert manifest["embedder"] == {"name": Settings().embed.model_name, "dimension": 384}
+    assert manifest["chunking"]["max_words"] == ChunkSettings().max_words
+    entry = manifest["documents"]["000_56b9276ed6e05626.txt"]
+    assert len(entry["hash"]) == 32
+    assert len(entry["passages"]) == manifest["passages"] == seed_engine.index.passage_count()
+
+
+def test_add_update_remove(seed_copy, tmp_path, embedded):
+    index_dir = tmp_path / "index"
+    engine = Engine.open(sources=[seed_copy], index_dir=index_dir)
+    seed_passages = engine.index.passage_count()
+    seed_texts = {engine.index.node(pid).text for pid in engine.index.docstore.docs
+                  if pid != "000_56b9276ed6e05626.txt"}
+    embedded.clear()
+
+    new_file = seed_copy / "harbour.txt"
+    new_file.write_text(NEW_TEXT, encoding="utf-8")
+    report = engine.add([new_file])
+    assert report.added == ["harbour.txt"] and report.updated == []
+    assert len(embedded) == 1 and all("crane" in t or "Dock" in t for t in embedded[0])
+    assert engine.retrieve("How heavy a load does the new crane lift?", k=1)[0].doc_id == (
+        "harbour.txt"
+    )
+
+    # a changed file is re-embedded alone, found by the next open of the folder
+    embedded.clear()
+    new_file.write_text(CHANGED_TEXT, encoding="utf-8")
+    engine = Engine.open(sources=[seed_copy], index_dir=index_dir)
+    report = engine.last_report
+    assert report.updated == ["harbour.txt"] and report.added == [] and report.removed == []
+    assert report.passages_embedded == len(engine.index.documents["harbour.txt"]["passages"])
+    assert [t for call in embedded for t in call if t in seed_texts] == []
+    assert all("forty tonnes" not in engine.index.node(p).text
+               for p in engine.index.documents["harbour.txt"]["passages"])
+    top = engine.retrieve("How long will the crane repairs take?", k=1)[0]
+    assert top.doc_id == "harbour.txt" and "three weeks" in top.text
+
+    # remove by doc_id, persisted
+    assert engine.remove(["harbour.txt", "no-such-doc"]) == ["harbour.txt"]
+    assert engine.index.passage_count() == seed_passages
+    reopened = Engine.open(sources=None, index_dir=index_dir)
+    assert "harbour.txt" not in reopened.index.documents
+    assert reopened.index.passage_count() == seed_passages
+    assert all(p.doc_id != "harbour.txt" for p in reopened.retrieve("crane repairs", k=10))
+
+
+def test_deleted_file_is_removed_and_unchanged_touch_embeds_nothing(seed_copy, tmp_path, embedded):
+    index_dir = tmp_path / "index"
+    (seed_copy / "harbour.txt").write_text(NEW_TEXT, encoding="utf-8")
+    Engine.open(sources=[seed_copy], index_dir=index_dir)
+    embedded.clear()
+
+    seed = seed_copy / "000_56b9276ed6e05626.txt"
+    seed.write_bytes(seed.read_bytes())  # new mtime, same content
+    engine = Engine.open(sources=[seed_copy], index_dir=index_dir)
+    assert embedded == [] and not engine.last_report.changed
+
+    (seed_copy / "harbour.txt").unlink()
+    engine = Engine.open(sources=[seed_copy], index_dir=index_dir)
+    assert engine.last_report.removed == ["harbour.txt"]
+    assert embedded == []
+    assert set(Engine.open(sources=None, index_dir=index_dir).index.documents) == {seed.name}
+
+
+def test_changed_chunk_settings_rebuild(seed_copy, tmp_path):
+    index_dir = tmp_path / "index"
+    default = Engine.open(sources=[seed_copy], index_dir=index_dir)
+    small = Settings(chunk=ChunkSettings(min_words=20, max_words=40))
+    engine = Engine.open(sources=[seed_copy], index_dir=index_dir, settings=small)
+    assert engine.last_report.rebuilt
+    assert engine.index.passage_count() > default.index.passage_count()
+    assert engine.last_report.passages_embedded == engine.index.passage_count()
+    assert all(len(engine.index.node(p).text.split()) <= 40
+               for e in engine.index.documents.values() for p in e["passages"])
+    back = Engine.open(sources=[seed_copy], index_dir=index_dir)
+    assert back.last_report.rebuilt
+    assert back.index.passage_count() == default.index.passage_count()
+
+
+def test_a_folder_and_a_file_from_elsewhere(tmp_path, formats_dir):
+    """`add` of a single file takes its name as doc_id and keeps the folder's documents."""
+    docs = tmp_path / "docs"
+    shutil.copytree(SEEDS, docs)
+    engine = Engine.open(sources=[docs], index_dir=tmp_path / "index")
+    report = engine.add([formats_dir / "lighthouse.txt"])
+    assert report.added == ["lighthouse.txt"]
+    assert set(engine.index.documents) == {"000_56b9276ed6e05626.txt", "lighthouse.txt"}
+    engine = Engine.open(sources=[docs], index_dir=tmp_path / "index")
+    assert "lighthouse.txt" in engine.index.documents  # not pruned: not under the folder
+
+
+SEED_ANSWERS = [
+    ("What did Russia demand?", "never admit Ukraine"),
+    ("How many troops has Russia deployed to the region?", "127,000"),
+    ("What did the Kremlin call the reports of a pro-Russian leader?", "hysteria"),
+    ("When will Biden meet European leaders?", "3 p.m. ET"),
+    ("Who is the NATO Secretary-General?", "Jens Stoltenberg"),
+    ("Why did the State Department reduce embassy staff?", "severely affected"),
+    ("What does the UK say Russia plans in Kyiv?", "install a pro-Russian leader"),
+]
+SEED_ANSWERS_TOP3 = [
+    ("How many US troops could be sent to Eastern Europe?", "1,000 to 5,000"),
+    ("What did NATO countries send to Eastern Europe?", "warships and warplanes"),
+    ("Who is the Kremlin spokesman?", "Dmitry Peskov"),
+]
+
+
+@pytest.mark.parametrize("question,phrase", SEED_ANSWERS)
+def test_seed_question_finds_its_passage_first(seed_engine, question, phrase):
+    passages = seed_engine.retrieve(question, k=5)
+    assert phrase in passages[0].text
+    assert [p.score for p in passages] == sorted((p.score for p in passages), reverse=True)
+
+
+@pytest.mark.parametrize("question,phrase", SEED_ANSWERS_TOP3)
+def test_seed_question_finds_its_passage_in_top3(seed_engine, question, phrase):
+    assert any(phrase in p.text for p in seed_engine.retrieve(question, k=3))
+
+
+def test_formats_questions(formats_engine):
+    cases = [
+        ("How many ships did Marta Vell log?", "lighthouse.txt"),
+        ("When does the Sunday ferry leave?", "ferry.txt"),
+        ("How far does the arctic tern migrate?", "terns.md"),
+        ("How long does cider ferment?", "cider.html"),
+        ("How far did the Morteratsch glacier retreat?", "glacier.pdf"),
+        ("How long do worker bees live?", "rec-1"),
+        ("How do basalt columns form?", "rec-2"),
+    ]
+    for question, doc_id in cases:
+        assert formats_engine.retrieve(question, k=1)[0].doc_id == doc_id, question
+
+
+def test_retriever_inside_a_llamaindex_query_engine(seed_engine):
+    from llama_index.core.base.base_retriever import BaseRetriever
+    from llama_index.core.llms import MockLLM
+    from llama_index.core.query_engine import RetrieverQueryEngine
+    from llama_index.core.response_synthesizers.no_text import NoText
+    from llama_index.core.schema import NodeWithScore
+
+    retriever = seed_engine.as_retriever(k=3)
+    assert isinstance(retriever, BaseRetriever)
+    # NoText would look up a default (network) LLM unless given one, so the local mock goes in
+    engines = [
+        RetrieverQueryEngine(retriever, response_synthesizer=NoText(llm=MockLLM())),
+        RetrieverQueryEngine.from_args(retriever, llm=MockLLM(), response_mode="compact"),
+    ]
+    for query_engine in engines:
+        response = query_engine.query("What did Russia demand?")
+        nodes = response.source_nodes
+        assert len(nodes) == 3 and all(isinstance(n, NodeWithScore) for n in nodes)
+        assert "never admit Ukraine" in nodes[0].node.get_content()
+        assert nodes[0].node.metadata["doc_id"] == "000_56b9276ed6e05626.txt"
+        assert [n.score for n in nodes] == sorted((n.score for n in nodes), reverse=True)
+        direct = seed_engine.retrieve("What did Russia demand?", k=3)
+        assert [n.node.node_id for n in nodes] == [p.id for p in direct]

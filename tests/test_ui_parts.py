@@ -1,0 +1,111 @@
+"""The app's pieces without a server: escaping, locations, highlighting, upload checks."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import SEED_FILE
+
+from qa.schema import Answer, Citation, Passage
+from ui import render, uploads
+
+HOSTILE = 'Festival <script>alert(1)</script> <img src=x onerror="alert(2)"> **b** [x](y) $$z$$'
+
+
+def _passage(text: str, start: int = 0, page: int | None = None) -> Passage:
+    return Passage("p1", "doc.txt", "doc.txt", "Doc", text, start, start + len(text), 0.5, page)
+
+
+def test_sources_panel_escapes_document_text():
+    text = HOSTILE
+    quote_start = text.index("<script>")
+    citation = Citation(1, _passage(text), "<script>alert(1)</script>", quote_start,
+                        quote_start + len("<script>alert(1)</script>"))
+    answer = Answer("q", "q", True, "<script>alert(1)</script> [1]", [citation], [], 0.9)
+    html = render.sources_html(answer, lambda doc_id: text)
+    assert "<script" not in html and "<img" not in html
+    assert '<mark class="qa-quote">&lt;script&gt;alert(1)&lt;/script&gt;</mark>' in html
+    assert "onerror=&quot;alert(2)&quot;" in html
+
+
+def test_chat_message_is_text_not_markup():
+    answer = Answer("q", "q", True, f"{HOSTILE} [1] Then more. [2]", [], [], 0.9)
+    md = render.answer_markdown(answer)
+    assert "<script" not in md and "<img" not in md
+    assert "\\*\\*b\\*\\*" in md and "\\$\\$z\\$\\$" in md
+    assert md.count('<sup class="qa-marker">') == 2
+    declined = render.answer_markdown(Answer("q", "q", False, "Not in the documents.", [], [], 0))
+    assert "qa-declined-label" in declined
+    messages = render.chat_messages(["<b>hi</b>"], [answer])
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert messages[0]["content"] == "&lt;b&gt;hi&lt;/b&gt;"
+
+
+def test_declined_panel_lists_closest_passages_without_highlight():
+    passages = [_passage("One passage."), _passage("Another passage.")]
+    answer = Answer("q", "q", False, "The documents do not answer this.", [], passages, 0.1)
+    html = render.sources_html(answer, lambda doc_id: "One passage.Another passage.")
+    assert 'class="qa-sources qa-declined"' in html
+    assert html.count('<article class="qa-source"') == 2 and "qa-quote" not in html
+
+
+def test_location_is_page_for_pdf_else_paragraph():
+    text = SEED_FILE.read_text(encoding="utf-8")
+    offset = text.index("Russia said the United States and NATO must commit")
+    paragraph = render.paragraph_number(text, offset)
+    blocks = [b for b in re.split(r"\n\s*\n", text) if b.strip()]
+    assert "Russia said the United States and NATO must commit" in blocks[paragraph - 1]
+    assert render.paragraph_number(text, 0) == 1
+    assert render.location(_passage("x", page=3), text) == "page 3"
+    lines = "first line\nsecond line\nthird line"
+    assert render.paragraph_number(lines, lines.index("third")) == 3
+
+
+def test_context_marks_passage_and_quote_inside_the_document():
+    text = "Intro line.\n\nBefore it. The passage here. After it.\n\nOutro."
+    start = text.index("The passage")
+    passage = _passage("The passage here.", start)
+    spans = [(start + 4, start + 11, "<mark>", "</mark>")]
+    html = render.context_html(passage, text, spans)
+    assert '<span class="qa-here">The <mark>passage</mark> here.</span>' in html
+    assert "Intro line." in html and "Outro." in html
+
+
+def test_safe_names_stay_inside_the_uploads_folder():
+    assert uploads.safe_name("../../etc/passwd.txt") == "passwd.txt"
+    assert uploads.safe_name("..\\..\\boot.ini.md") == "boot.ini.md"
+    assert uploads.safe_name(".hidden.txt") == "hidden.txt"
+    hostile = "<img src=x onerror=alert(1)>.TXT"
+    assert uploads.safe_name(hostile) == "_img src_x onerror_alert_1__.txt"
+    assert uploads.safe_name("...") == "upload"
+    assert len(uploads.safe_name("a" * 500 + ".pdf")) == uploads.MAX_NAME_CHARS
+
+
+def test_store_keeps_allowed_files_and_says_why_others_are_refused(tmp_path):
+    incoming = tmp_path / "in"
+    incoming.mkdir()
+    (incoming / "notes.md").write_text("# Notes\n\nSome text.", encoding="utf-8")
+    (incoming / "run.sh").write_text("echo hi", encoding="utf-8")
+    (incoming / "big.txt").write_text("x" * 3000, encoding="utf-8")
+    folder = tmp_path / "data" / "uploads"
+    stored, rejected = uploads.store(sorted(incoming.iterdir()), folder, max_bytes=2000)
+    assert [s.path for s in stored] == [folder / "notes.md"]
+    assert {r.name: r.reason for r in rejected} == {
+        "big.txt": "too large (3 KB; the limit is 2 KB)",
+        "run.sh": "file type '.sh' is not allowed "
+        "(allowed: .txt, .md, .markdown, .html, .htm, .pdf, .jsonl)",
+    }
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.md"]
+
+
+def test_store_over_an_existing_upload_can_be_undone(tmp_path):
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    (folder / "a.txt").write_text("old", encoding="utf-8")
+    new = tmp_path / "a.txt"
+    new.write_text("new", encoding="utf-8")
+    (item,), _ = uploads.store([new], folder, max_bytes=100)
+    assert (folder / "a.txt").read_text() == "new"
+    item.undo()
+    assert (folder / "a.txt").read_text() == "old"
+    assert sorted(p.name for p in folder.iterdir()) == ["a.txt"]

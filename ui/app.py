@@ -1,0 +1,226 @@
+"""The browser app: a chat whose answers cite their sources, a sources panel beside it, and a
+documents tab for uploads. Layout and event wiring only; answers come from `Engine.ask`."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import gradio as gr
+
+from qa.engine import Engine
+from qa.errors import QAError
+from qa.schema import Answer
+from ui import render
+from ui.library import FileResult, Library
+from ui.uploads import DEFAULT_MAX_MB
+
+EXAMPLES = (
+    "What did Russia demand?",
+    "How many troops has Russia deployed to the region?",
+    "What did NATO countries send to Eastern Europe?",
+)
+STYLE = Path(__file__).with_name("style.css")
+log = logging.getLogger("qa.ui")
+
+
+def one_line_errors(fn: Callable) -> Callable:
+    """A handler's failure reaches the page as one line, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except QAError as exc:
+            raise gr.Error(str(exc)) from None
+        except Exception as exc:
+            log.exception("handler %s failed", fn.__name__)
+            raise gr.Error(f"Something went wrong: {exc.__class__.__name__}: {exc}") from None
+
+    return wrapper
+
+
+def build_app(
+    engine: Engine,
+    data_dir: str | Path = "data",
+    max_upload_mb: float = DEFAULT_MAX_MB,
+    examples: Sequence[str] = EXAMPLES,
+) -> gr.Blocks:
+    lib = Library(engine, data_dir, max_upload_mb)
+
+    # ---- handlers ----------------------------------------------------------------------
+    def conversation(questions: list[str], answers: list[Answer], shown: Answer | None):
+        chat = render.chat_messages(questions, answers)
+        return chat, questions, answers, render.sources_html(shown, lib.doc_text)
+
+    @one_line_errors
+    def respond(question: str, questions: list[str], answers: list[Answer]):
+        question = (question or "").strip()
+        if not question:
+            gr.Warning("Type a question first.")
+            return question, *conversation(questions, answers, answers[-1] if answers else None)
+        answer = lib.ask(question, answers)  # earlier answers resolve "he", "it", "why?"
+        questions, answers = [*questions, question], [*answers, answer]
+        return "", *conversation(questions, answers, answer)
+
+    def respond_example(evt: gr.SelectData, questions: list[str], answers: list[Answer]):
+        return respond(evt.value["text"], questions, answers)
+
+    def new_conversation():
+        return "", *conversation([], [], None)
+
+    def show_sources(evt: gr.SelectData, answers: list[Answer]) -> str:
+        """Clicking a message shows the sources of its answer."""
+        index = evt.index if isinstance(evt.index, int) else evt.index[0]
+        if not answers:
+            return render.EMPTY_SOURCES
+        return render.sources_html(answers[min(index // 2, len(answers) - 1)], lib.doc_text)
+
+    def document_list():
+        docs = lib.documents()
+        rows = [[d["doc_id"], d["title"], d["passages"]] for d in docs]
+        return rows, gr.Dropdown(choices=[d["doc_id"] for d in docs], value=[])
+
+    @one_line_errors
+    def add_files(files: list[str] | None, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+        if not files:
+            return gr.skip(), *document_list(), None
+        results = lib.add(files, lambda done, desc: progress(done, desc=desc))
+        return _status(results), *document_list(), None
+
+    @one_line_errors
+    def remove_documents(doc_ids: list[str] | None):
+        if not doc_ids:
+            gr.Warning("Pick the documents to remove first.")
+            return gr.skip(), *document_list()
+        return _status(lib.remove(doc_ids)), *document_list()
+
+    @one_line_errors
+    def ask_api(question: str, history: list[str] | None = None) -> dict:
+        """Answer a question from the indexed documents. `history` holds the conversation's
+        earlier questions, oldest first. Returns the answer with its citations as JSON."""
+        return lib.ask(question, history or []).to_dict()
+
+    # ---- layout ------------------------------------------------------------------------
+    with gr.Blocks(
+        title="qa: answers from your documents", analytics_enabled=False, delete_cache=(3600, 3600)
+    ) as app:
+        questions = gr.State([])
+        answers = gr.State([])
+        gr.Markdown(
+            "## qa: answers from your documents\n"
+            "Every answer is made of your documents' own sentences, each with a numbered "
+            "citation. When the documents do not answer, it says so.",
+            elem_id="qa-intro",
+        )
+        with gr.Tab("Ask", elem_id="qa-tab-ask"):
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=3):
+                    chat = gr.Chatbot(
+                        label="Conversation",
+                        elem_id="qa-chat",
+                        height=540,
+                        examples=[{"text": q} for q in examples],
+                        placeholder="Ask a question about your documents, or pick an example.",
+                        latex_delimiters=[],
+                        feedback_options=None,
+                        buttons=["copy"],
+                    )
+                    with gr.Row():
+                        box = gr.Textbox(
+                            show_label=False,
+                            placeholder="Ask about your documents…",
+                            elem_id="qa-question",
+                            scale=5,
+                            max_length=2000,
+                        )
+                        ask = gr.Button("Ask", variant="primary", elem_id="qa-ask", scale=1)
+                    new = gr.Button("New conversation", elem_id="qa-new", size="sm")
+                with gr.Column(scale=2):
+                    sources = gr.HTML(
+                        render.EMPTY_SOURCES,
+                        elem_id="qa-sources-panel",
+                        label="Sources",
+                    )
+        with gr.Tab("Documents", elem_id="qa-tab-documents"):
+            upload = gr.File(
+                label=f"Add documents: .txt .md .html .pdf .jsonl, up to {max_upload_mb:g} MB each",
+                file_count="multiple",
+                elem_id="qa-upload",
+            )
+            status = gr.HTML(elem_id="qa-upload-status")
+            table = gr.Dataframe(
+                headers=["doc_id", "title", "passages"],
+                datatype=["str", "str", "number"],
+                interactive=False,
+                label="Indexed documents",
+                elem_id="qa-documents",
+                max_height=420,
+            )
+            with gr.Row():
+                pick = gr.Dropdown(
+                    label="Documents to remove",
+                    multiselect=True,
+                    choices=[],
+                    elem_id="qa-remove-pick",
+                    scale=4,
+                )
+                remove = gr.Button("Remove", variant="stop", elem_id="qa-remove", scale=1)
+
+        # ---- events --------------------------------------------------------------------
+        private = {"api_visibility": "private"}
+        turn = [box, chat, questions, answers, sources]
+        box.submit(respond, [box, questions, answers], turn, **private)
+        ask.click(respond, [box, questions, answers], turn, **private)
+        chat.example_select(respond_example, [questions, answers], turn, **private)
+        chat.select(show_sources, [answers], sources, **private)
+        new.click(new_conversation, None, turn, **private)
+        chat.clear(new_conversation, None, turn, **private)
+        upload.upload(add_files, upload, [status, table, pick, upload], **private)
+        remove.click(remove_documents, pick, [status, table, pick], **private)
+        app.load(document_list, None, [table, pick], **private)
+        gr.api(ask_api, api_name="ask")
+    return app
+
+
+def _status(results: list[FileResult]) -> str:
+    return render.status_html([(r.ok, r.message) for r in results])
+
+
+def serve(
+    engine: Engine,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    data_dir: str | Path = "data",
+    max_upload_mb: float = DEFAULT_MAX_MB,
+    block: bool = True,
+) -> gr.Blocks:
+    """Launch the app on host:port: no share link, no analytics, uploads under `data_dir`."""
+    data_dir = Path(data_dir).resolve()
+    # Gradio's own upload cache goes under the data folder too, not the system temp folder.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(data_dir / "tmp"))
+    app = build_app(engine, data_dir, max_upload_mb)
+    app.queue(default_concurrency_limit=2)
+    app.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        inbrowser=False,
+        prevent_thread_lock=not block,
+        show_error=False,
+        ssr_mode=False,
+        enable_monitoring=False,
+        mcp_server=False,
+        run_history=False,
+        footer_links=["api"],
+        # The route refuses anything far past the cap, so a huge file never fills the disk;
+        # files between the two get the app's own one-line message.
+        max_file_size=int(max_upload_mb * 2**20 * 4) + 2**20,
+        css_paths=[STYLE],
+    )
+    return app

@@ -1,0 +1,123 @@
+"""The app's one door to the engine: asking, reading documents, adding and removing files.
+
+Gradio runs handlers on worker threads and several browser sessions share one engine, so every
+call goes through one lock: an upload being indexed never races a question.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.engine import Engine
+from qa.schema import Answer
+from ui import uploads
+
+Progress = Callable[[float, str], None]  # (fraction done, what is happening)
+
+
+@dataclass
+class FileResult:
+    name: str
+    ok: bool
+    message: str
+
+
+class Library:
+    def __init__(self, engine: Engine, data_dir: str | Path, max_upload_mb: float) -> None:
+        self.engine = engine
+        self.uploads = uploads.uploads_dir(data_dir).resolve()
+        self.max_bytes = int(max_upload_mb * 2**20)
+        self._lock = threading.RLock()
+        self._texts: dict[str, str] = {}
+
+    # ---- reading -----------------------------------------------------------------------
+    def ask(self, question: str, history: Sequence[str | Answer] = ()) -> Answer:
+        """`history`: the conversation's earlier questions, or its earlier Answers."""
+        with self._lock:
+            return self.engine.ask(question, history=list(history))
+
+    def doc_text(self, doc_id: str) -> str:
+        with self._lock:
+            if doc_id not in self._texts:
+                self._texts[doc_id] = self.engine.document_text(doc_id)
+            return self._texts[doc_id]
+
+    def documents(self) -> list[dict]:
+        with self._lock:
+            return self.engine.documents()
+
+    # ---- changing ----------------------------------------------------------------------
+    def add(self, files: Sequence[str | Path], progress: Progress) -> list[FileResult]:
+        """Store and index uploaded files, one at a time; one result line per file (and per
+        bad line of a JSONL file)."""
+        stored, rejected = uploads.store(list(files), self.uploads, self.max_bytes)
+        results = [FileResult(r.name, False, str(r)) for r in rejected]
+        with self._lock:
+            for i, item in enumerate(stored):
+                progress(i / len(stored), f"Indexing {item.name} ({i + 1}/{len(stored)})")
+                try:
+                    results += self._index(item)
+                except Exception:
+                    item.undo()
+                    raise
+            self._texts.clear()
+        progress(1.0, "Done")
+        order = {Path(f).name: i for i, f in enumerate(files)}
+        return sorted(results, key=lambda r: order.get(r.name, len(order)))
+
+    def _index(self, item: uploads.Stored) -> list[FileResult]:
+        report = self.engine.add([item.path])
+        where = str(item.path)
+        own = [e for e in report.errors + report.notices if _belongs(e.path, where)]
+        fatal = [e for e in report.errors if e.path == where]
+        changed = report.added + report.updated
+        if fatal or not (changed or report.unchanged):
+            item.undo()
+            reasons = [_where(e.path, where) + e.reason for e in fatal or own][:3]
+            reason = "; ".join(reasons) or "nothing in it could be indexed"
+            return [FileResult(item.name, False, f"{item.name}: {reason}")]
+        item.keep()
+        lines = [FileResult(item.name, True, f"{item.name}: {_summary(report, item.path.name)}")]
+        for e in own:
+            message = f"{item.name}: {_where(e.path, where)}{e.reason}"
+            lines.append(FileResult(item.name, e not in report.errors, message))
+        return lines
+
+    def remove(self, doc_ids: Sequence[str]) -> list[FileResult]:
+        with self._lock:
+            removed = self.engine.remove(list(doc_ids))
+            for doc_id in removed:
+                uploads.discard(self.uploads, doc_id)
+            self._texts.clear()
+        results = [FileResult(d, True, f"{d}: removed from the index") for d in removed]
+        results += [
+            FileResult(d, False, f"{d}: not in the index") for d in doc_ids if d not in removed
+        ]
+        return results
+
+
+def _belongs(path: str, file: str) -> bool:
+    """A load message about `file` itself or one of its lines."""
+    return path == file or path.startswith(file + " line ")
+
+
+def _where(path: str, file: str) -> str:
+    """'line 3: ' for a message about one line of `file`, else ''."""
+    return f"{path[len(file) :].strip()}: " if path != file else ""
+
+
+def _summary(report, file_name: str) -> str:
+    if report.added == [file_name] or report.updated == [file_name]:
+        verb = "indexed" if report.added else "updated"
+        return f"{verb} as {file_name}"
+    if not (report.added or report.updated):
+        return "already indexed, unchanged"
+    parts = []
+    if report.added:
+        parts.append(f"{len(report.added)} document(s) added")
+    if report.updated:
+        parts.append(f"{len(report.updated)} updated")
+    return ", ".join(parts)

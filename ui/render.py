@@ -1,0 +1,198 @@
+"""Answers and passages -> the HTML and Markdown the page shows.
+
+Everything that came from a document or a user is escaped here: the page shows document text
+as text, never as markup, so a document holding `<script>` or `onerror=` runs nothing.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Sequence
+
+from qa.schema import Answer, Citation, Passage
+
+CONTEXT_CHARS = 700  # document text shown on each side of a passage when it is opened
+DocText = Callable[[str], str]  # doc_id -> the document's text
+
+EMPTY_SOURCES = (
+    '<div class="qa-sources qa-empty"><p>Ask a question: the passages its answer quotes appear '
+    "here, with the quoted sentences highlighted.</p></div>"
+)
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|~$.])")
+_MARKER = re.compile(r"\\\[(\d+)\\\]")
+_BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
+
+
+# ---- chat messages (Markdown) ----------------------------------------------------------
+def md_text(text: str) -> str:
+    """Plain text as Markdown that renders to exactly that text (no markup, no HTML)."""
+    lines = []
+    for line in text.splitlines():
+        line = html.escape(line.strip(), quote=False)
+        lines.append(_MD_SPECIAL.sub(r"\\\1", line))
+    return "  \n".join(lines)
+
+
+def answer_markdown(answer: Answer) -> str:
+    """The chat bubble of an answer: its text with the [n] markers set off; a declined answer
+    carries a label so it never passes for an answer."""
+    body = _MARKER.sub(r'<sup class="qa-marker">[\1]</sup>', md_text(answer.text))
+    if answer.answered:
+        return body
+    return f'<span class="qa-declined-label">Not answered by your documents</span>\n\n{body}'
+
+
+def chat_messages(questions: Sequence[str], answers: Sequence[Answer]) -> list[dict]:
+    """The conversation as Chatbot messages: each question, then its answer."""
+    messages = []
+    for question, answer in zip(questions, answers):
+        messages.append({"role": "user", "content": md_text(question)})
+        messages.append({"role": "assistant", "content": answer_markdown(answer)})
+    return messages
+
+
+# ---- sources panel (HTML) --------------------------------------------------------------
+def sources_html(answer: Answer | None, doc_text: DocText) -> str:
+    """The sources panel for one answer: each citation's passage with its quote highlighted;
+    for a declined answer, the closest passages."""
+    if answer is None:
+        return EMPTY_SOURCES
+    if answer.answered and answer.citations:
+        head = (
+            f'<div class="qa-status qa-status-answered">Sources for this answer '
+            f'<span class="qa-confidence">confidence {answer.confidence:.2f}</span></div>'
+        )
+        cards = [citation_card(c, doc_text) for c in answer.citations]
+        kind = "qa-answered"
+    else:
+        head = (
+            '<div class="qa-status qa-status-declined">The documents do not answer this. '
+            "The closest passages:</div>"
+        )
+        cards = [passage_card(p, doc_text) for p in answer.passages]
+        if not cards:
+            cards = ['<p class="qa-none">No passages: the index is empty.</p>']
+        kind = "qa-declined"
+    return f'<div class="qa-sources {kind}">{head}{"".join(cards)}</div>'
+
+
+def citation_card(citation: Citation, doc_text: DocText) -> str:
+    quote = (citation.quote_start, citation.quote_end)
+    return _card(
+        citation.passage,
+        doc_text,
+        label=f"[{citation.n}]",
+        quote=quote,
+        anchor=f"qa-source-{citation.n}",
+    )
+
+
+def passage_card(passage: Passage, doc_text: DocText) -> str:
+    return _card(passage, doc_text, label="", quote=None, anchor="")
+
+
+def _card(
+    passage: Passage,
+    doc_text: DocText,
+    label: str,
+    quote: tuple[int, int] | None,
+    anchor: str,
+) -> str:
+    text = doc_text(passage.doc_id)
+    marks = [(quote[0], quote[1], '<mark class="qa-quote">', "</mark>")] if quote else []
+    body = marked(text, passage.start, passage.end, marks)
+    e = html.escape
+    title = ""
+    if passage.title and passage.title != passage.source:
+        title = f'<div class="qa-title">{e(passage.title)}</div>'
+    n = f'<span class="qa-n">{e(label)}</span> ' if label else ""
+    anchor_attr = f' id="{e(anchor)}"' if anchor else ""
+    return (
+        f'<article class="qa-source"{anchor_attr}>'
+        f'<header>{n}<span class="qa-doc" title="{e(passage.doc_id)}">{e(passage.source)}</span>'
+        f"</header>{title}"
+        f'<div class="qa-meta"><span class="qa-loc">{e(location(passage, text))}</span> · '
+        f'<span class="qa-score">score {passage.score:.3f}</span></div>'
+        f'<p class="qa-passage">{body}</p>'
+        f"{context_html(passage, text, marks)}"
+        "</article>"
+    )
+
+
+def context_html(passage: Passage, text: str, marks: Sequence[tuple]) -> str:
+    """A collapsed view of the document around the passage: opened, it shows the surrounding
+    text with the passage set off and the quote highlighted."""
+    start, end = context_bounds(text, passage.start, passage.end)
+    spans = [(passage.start, passage.end, '<span class="qa-here">', "</span>"), *marks]
+    before = "… " if start > 0 else ""
+    after = " …" if end < len(text) else ""
+    return (
+        '<details class="qa-context"><summary>Show in document</summary>'
+        f'<div class="qa-context-text">{before}{marked(text, start, end, spans)}{after}</div>'
+        "</details>"
+    )
+
+
+def context_bounds(text: str, start: int, end: int, chars: int = CONTEXT_CHARS) -> tuple[int, int]:
+    """A window of about `chars` on each side, widened or narrowed to line breaks."""
+    lo = max(0, start - chars)
+    if lo > 0:
+        cut = text.find("\n", lo, start)
+        lo = cut + 1 if cut != -1 else lo
+    hi = min(len(text), end + chars)
+    if hi < len(text):
+        cut = text.rfind("\n", end, hi)
+        hi = cut if cut != -1 else hi
+    return lo, hi
+
+
+def marked(text: str, start: int, end: int, spans: Sequence[tuple[int, int, str, str]]) -> str:
+    """`text[start:end]` escaped, each (span_start, span_end, open_tag, close_tag) span wrapped
+    in its tags; spans are document offsets, each nested in (clipped to) the one before."""
+    out: list[str] = []
+    closes: list[tuple[int, str]] = []
+    pos, lo, hi = start, start, end
+    for s, t, open_tag, close_tag in spans:
+        lo, hi = max(s, lo), min(t, hi)
+        if lo >= hi:
+            break
+        out += [html.escape(text[pos:lo]), open_tag]
+        closes.append((hi, close_tag))
+        pos = lo
+    for t, close_tag in reversed(closes):
+        out += [html.escape(text[pos:t]), close_tag]
+        pos = t
+    out.append(html.escape(text[pos:end]))
+    return "".join(out)
+
+
+def location(passage: Passage, text: str) -> str:
+    """Where the passage is: its PDF page, else its paragraph in the document."""
+    if passage.page:
+        return f"page {passage.page}"
+    return f"paragraph {paragraph_number(text, passage.start)}"
+
+
+def paragraph_number(text: str, offset: int) -> int:
+    """1-based paragraph holding `offset`: paragraphs are split by blank lines, or by line
+    breaks when the document has no blank line."""
+    head = text[:offset]
+    if _BLANK_LINE.search(text):
+        breaks = _BLANK_LINE.findall(head)
+    else:
+        breaks = head.split("\n")[1:]
+    return len(breaks) + 1
+
+
+# ---- documents and uploads -------------------------------------------------------------
+def status_html(lines: Sequence[tuple[bool, str]]) -> str:
+    """One line per file: accepted (True) or rejected (False) with its message."""
+    if not lines:
+        return ""
+    items = "".join(
+        f'<li class="{"qa-ok" if ok else "qa-rejected"}">{html.escape(msg)}</li>'
+        for ok, msg in lines
+    )
+    return f'<ul class="qa-upload-status">{items}</ul>'
