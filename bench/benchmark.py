@@ -95,6 +95,7 @@ def bench_indexing(corpus: list[Path], limit: int | None, workdir: Path) -> dict
 
 def bench_retrieve(index_dir: Path, sources: list[Path], questions: list[str]) -> dict:
     from llama_index.core import VectorStoreIndex
+    from llama_index.core.llms import MockLLM
     from llama_index.core.retrievers import QueryFusionRetriever
     from llama_index.core.schema import TextNode
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
@@ -127,6 +128,7 @@ def bench_retrieve(index_dir: Path, sources: list[Path], questions: list[str]) -
         num_queries=1,
         mode="reciprocal_rerank",
         use_async=False,
+        llm=MockLLM(),  # only used to write extra queries, which num_queries=1 turns off
     )
     index.bm25.similarity_top_k = 5
     for q in questions[:5]:

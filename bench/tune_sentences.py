@@ -17,7 +17,15 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from answer_data import ROOT, Evidence, gather, open_clapnq, open_seeds, read_clapnq, read_question_set
+from answer_data import (
+    ROOT,
+    Evidence,
+    gather,
+    open_clapnq,
+    open_seeds,
+    read_clapnq,
+    read_question_set,
+)
 
 from qa.answer import sentence_score
 from qa.settings import AnswerSettings

@@ -150,7 +150,9 @@ def chunk_document(doc: Document, settings: ChunkSettings, count: TokenCounter) 
         new_page = page_starts and cur and (
             page_of(sent.start, page_starts) != page_of(cur[0].start, page_starts)
         )
-        if cur and (full or new_page):
+        # A heading (a short paragraph of its own, no closing punctuation) opens a passage.
+        heading = cur and cur[-1].paragraph_end and _is_heading(text, sent, n_words)
+        if cur and (full or new_page or heading):
             groups.append(cur)
             cur, words, toks = [], 0, 0
         cur.append(sent)
@@ -162,6 +164,10 @@ def chunk_document(doc: Document, settings: ChunkSettings, count: TokenCounter) 
     if cur:
         groups.append(cur)
     return [_node(doc, title, group) for group in groups]
+
+
+def _is_heading(text: str, sent: Sentence, n_words: int) -> bool:
+    return sent.paragraph_end and n_words <= 12 and text[sent.end - 1] not in ".!?:;\"'”’)»"
 
 
 def page_of(offset: int, page_starts: Sequence[int] | None) -> int | None:

@@ -168,7 +168,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         serve(engine, host=args.host, port=args.port, data_dir=args.data,
               max_upload_mb=args.max_upload_mb)
     except OSError as exc:
-        print(f"qa: cannot serve on {args.host}:{args.port} ({exc})", file=sys.stderr)
+        why = "the port is in use; pick another with --port" if "port" in str(exc) else exc
+        print(f"qa: cannot serve on {args.host}:{args.port}: {why}", file=sys.stderr)
         return 1
     return 0
 

@@ -69,24 +69,28 @@ class Engine:
         engine = cls(index_dir, settings)
         if not rebuild:  # a rebuild must work even when the index on disk is damaged
             engine._load()
-        stale = engine._generation is not None and (
-            engine._manifest_fingerprint != engine.settings.index_fingerprint()
-        )
-        if rebuild or stale:
+        if rebuild or engine.stale:
             engine.last_report = engine.sync(sources or [], show_progress, rebuild=True)
         elif sources:
             engine.last_report = engine.sync(sources, show_progress)
         return engine
 
+    @property
+    def stale(self) -> bool:
+        """The index on disk was built with other chunking, embedder or format: rebuild it."""
+        return self._generation is not None and (
+            self._manifest_fingerprint != self.settings.index_fingerprint()
+        )
+
     def _load(self) -> None:
-        for _ in range(3):
+        for attempt in range(3):
             generation = self.store.current()
             try:
                 return self._load_generation(generation)
             except IndexDamaged:
-                if self.store.current() == generation:
+                # a writer may have swapped generations and removed this one mid-read
+                if attempt == 2 or self.store.current() == generation:
                     raise
-                # a writer swapped generations and removed this one while it was being read
 
     def _load_generation(self, generation: Path | None) -> None:
         self._generation = generation
@@ -117,6 +121,7 @@ class Engine:
         file that disappeared from a source folder has its documents removed (`prune`).
         """
         sources = [Path(s) for s in sources]
+        rebuild = rebuild or self.stale
         report = SyncReport(rebuilt=rebuild)
         missing = [s for s in sources if not s.exists()]
         report.errors += [LoadError(str(s), "no such file or folder") for s in missing]

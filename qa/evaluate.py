@@ -37,11 +37,12 @@ QUESTION_COLUMNS = [
     "hit@1",
     "hit@3",
     "hit@5",
-    "mrr@10",
+    "mrr@5",
     "latency_p50_ms",
     "latency_p95_ms",
     "words_per_passage",
 ]
+HIT_COLUMNS = ["hit@1", "hit@3", "hit@5", "mrr@5"]
 BEIR_COLUMNS = ["ndcg@10", "recall@10", "recall@100", "mrr@10"]
 ANSWER_COLUMNS = ["answered", "cites_relevant", "abstention_precision", "abstention_recall"]
 
@@ -113,49 +114,57 @@ def quoted_text(answer) -> str:
 
 
 def answer_outcomes(engine, questions: Sequence[Question], progress: bool) -> dict:
-    """Ask every question (with its history); right/declined flags, latencies, the resolved
-    questions (what retrieval is scored on) and the answers' cited document ids."""
-    right, declined, latency, standalone, cited = [], [], [], [], []
+    """Ask every question (with its history): right/declined flags, latencies, the searched
+    question, the passages the answer came with (best first) and its cited document ids."""
+    out: dict[str, list] = {
+        k: [] for k in ("right", "declined", "latency", "standalone", "passages", "cited")
+    }
     for q in _progress(questions, "asking" if progress else None):
         t = time.perf_counter()
         answer = engine.ask(q.question, history=q.history)
-        latency.append((time.perf_counter() - t) * 1000)
-        declined.append(not answer.answered)
-        right.append(
+        out["latency"].append((time.perf_counter() - t) * 1000)
+        out["declined"].append(not answer.answered)
+        out["right"].append(
             answer.answered and contains_any(quoted_text(answer), q.answers)
             if q.answerable
             else not answer.answered
         )
-        standalone.append(answer.standalone_question or q.question)
-        cited.append({c.passage.doc_id for c in answer.citations} if answer.answered else set())
-    return {
-        "right": right,
-        "declined": declined,
-        "latency": latency,
-        "standalone": standalone,
-        "cited": cited,
-    }
+        out["standalone"].append(answer.standalone_question or q.question)
+        out["passages"].append([(p.id, p.text) for p in answer.passages])
+        cited = {c.passage.doc_id for c in answer.citations} if answer.answered else set()
+        out["cited"].append(cited)
+    return out
 
 
-def passage_hits(
+def hit_scores(
+    questions: Sequence[Question], rankings: Sequence[Sequence[tuple[str, str]]]
+) -> dict[str, float]:
+    """hit@1/3/5 and MRR@5 over the answerable questions; rankings hold (id, text) pairs."""
+    scores: dict[str, list[float]] = {name: [] for name in HIT_COLUMNS}
+    for q, ranking in zip(questions, rankings):
+        if not q.answerable:
+            continue
+        ranked = [pid for pid, _ in ranking]
+        relevant = [pid for pid, text in ranking if contains_any(text, q.answers)]
+        for k in (1, 3, 5):
+            scores[f"hit@{k}"].append(hit_at_k(ranked, relevant, k))
+        scores["mrr@5"].append(mrr_at_k(ranked, relevant, 5))
+    return {name: mean(values) for name, values in scores.items()}
+
+
+def baseline_hits(
     system: System, questions: Sequence[Question], queries: Sequence[str], progress: bool
 ) -> dict[str, float]:
-    """hit@1/3/5 and MRR@10 of the passages the system ranks for the answerable questions,
-    and its retrieval latency over all of them."""
-    retriever = system.retriever(10)
-    scores: dict[str, list[float]] = {"hit@1": [], "hit@3": [], "hit@5": [], "mrr@10": []}
-    latency = []
-    items = [(q, s) for q, s in zip(questions, queries) if q.answerable]
-    for q, query in _progress(items, system.name if progress else None):
+    """hit@k and MRR of the top 5 passages a system ranks for each (resolved) question, and
+    its retrieval latency."""
+    retriever = system.retriever(5)
+    rankings, latency = [], []
+    for query in _progress(queries, system.name if progress else None):
         t = time.perf_counter()
         nodes = retriever.retrieve(query)
         latency.append((time.perf_counter() - t) * 1000)
-        ranked = [n.node.node_id for n in nodes]
-        relevant = [n.node.node_id for n in nodes if contains_any(n.node.get_content(), q.answers)]
-        for k in (1, 3, 5):
-            scores[f"hit@{k}"].append(hit_at_k(ranked, relevant, k))
-        scores["mrr@10"].append(mrr_at_k(ranked, relevant, 10))
-    row = {name: mean(values) for name, values in scores.items()}
+        rankings.append([(n.node.node_id, n.node.get_content()) for n in nodes])
+    row = hit_scores(questions, rankings)
     row["latency_p50_ms"] = percentile(latency, 50)
     row["latency_p95_ms"] = percentile(latency, 95)
     return row
@@ -180,7 +189,10 @@ def evaluate_questions(
     rows: dict[str, dict[str, float | None]] = {}
     for system in systems:
         row: dict[str, float | None] = dict.fromkeys(QUESTION_COLUMNS)
-        row.update(passage_hits(system, questions, outcomes["standalone"], progress))
+        if system.name == QA:
+            row.update(hit_scores(questions, outcomes["passages"]))
+        else:
+            row.update(baseline_hits(system, questions, outcomes["standalone"], progress))
         row["words_per_passage"] = system.words_per_passage
         rows[system.name] = row
     qa_row = rows[QA]
@@ -198,8 +210,9 @@ def evaluate_questions(
         f"{n_answerable} answerable, {len(questions) - n_answerable} unanswerable questions; "
         f"{sum(r for r, a in zip(outcomes['right'], answerable) if a)} answered right, "
         f"{declined_right} of the unanswerable declined",
-        "hit@k and MRR: answerable questions, the passages each system ranks for the question "
-        "as qa resolved it with its history; latency: qa = Engine.ask, the others = retrieval",
+        "hit@k, MRR@5: answerable questions; qa: the 5 passages its answer came with; the "
+        "others: their top 5 for the question as qa searched it (with its history); "
+        "latency: qa = Engine.ask, the others = retrieval",
     ]
     return EvalReport(
         "questions",

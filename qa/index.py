@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -186,15 +187,17 @@ class PassageIndex:
             "documents": self.documents,
             "files": self.files,
             "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "checksums": checksums(folder),
         }
         (folder / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path, manifest: dict[str, Any], settings: Settings) -> PassageIndex:
         index = cls(settings)
-        index.documents = manifest["documents"]
-        index.files = manifest["files"]
         try:
+            _verify_checksums(folder, manifest)
+            index.documents = manifest["documents"]
+            index.files = manifest["files"]
             index.docstore = SimpleDocumentStore.from_persist_path(str(folder / "docstore.json"))
             vectors_path = str(folder / "vectors" / "faiss.index")
             index.vectors = PassageVectorStore.from_persist_path(vectors_path)
@@ -211,11 +214,36 @@ class PassageIndex:
                 if len(index.bm25_ids) != expected:
                     raise ValueError("BM25 rows do not match the passages")
         except Exception as exc:  # any unreadable or inconsistent file means the same to the user
+            detail = (str(exc).strip().splitlines() or [""])[0][:160]
             raise IndexDamaged(
-                f"index at {folder.parent} is damaged ({exc.__class__.__name__}: {exc}); "
+                f"index at {folder.parent} is damaged ({exc.__class__.__name__}: {detail}); "
                 "run `qa index --rebuild`"
             ) from exc
         return index
+
+
+def checksums(folder: Path) -> dict[str, list]:
+    """Size and CRC-32 of every file of a generation but the manifest: a truncated or
+    altered file is found before it can give a wrong answer."""
+    sums = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != MANIFEST:
+            crc = 0
+            with path.open("rb") as f:
+                while chunk := f.read(1 << 20):
+                    crc = zlib.crc32(chunk, crc)
+            sums[path.relative_to(folder).as_posix()] = [path.stat().st_size, crc]
+    return sums
+
+
+def _verify_checksums(folder: Path, manifest: dict[str, Any]) -> None:
+    expected = manifest["checksums"]
+    actual = checksums(folder)
+    for name in sorted(set(expected) | set(actual)):
+        if name not in actual:
+            raise ValueError(f"{name} is missing")
+        if expected.get(name) != actual[name]:
+            raise ValueError(f"{name} does not match the manifest")
 
 
 def _has_words(nodes: list[TextNode]) -> bool:

@@ -102,7 +102,9 @@ def load_file(file: Path, root: Path, max_bytes: int = MAX_FILE_BYTES) -> LoadRe
         result.errors.append(LoadError(name, str(exc)))
         return result
     if not text.strip():
-        result.errors.append(LoadError(name, "no text in it (empty or whitespace only)"))
+        reason = "no visible text in it (only markup, scripts or styles)" if data.strip() and (
+            suffix in (".html", ".htm")) else "no text in it (empty or whitespace only)"
+        result.errors.append(LoadError(name, reason))
         return result
     result.documents.append(
         make_document(doc_id, text, title or file.name, source=doc_id, origin=file, **meta)

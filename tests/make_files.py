@@ -145,3 +145,54 @@ def write_corpus(path: Path, n: int) -> Path:
             f"Tracks near marker {i * 7} suggested the animals returned every evening.",
         })
     return write_jsonl(path, records)
+
+
+GOOD_TEXT = (
+    "The village bakery opens at six and sells rye bread baked in a wood-fired oven. "
+    "Its owner, Ilse Brandt, learned the recipe from her grandmother in 1962."
+)
+
+
+def write_bad_corpus(folder: Path) -> tuple[dict[str, str], set[str]]:
+    """Everything a user's disk may hold: returns {file name: words its message must have}
+    and the doc_ids that must be indexed all the same."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "blank.md").write_text("  \n\t\n   \n")
+    (folder / "binary.txt").write_bytes(bytes(range(256)) * 64)
+    (folder / "latin1.txt").write_bytes(
+        "Le café de Zürich sert une crème brûlée très appréciée des étudiants.".encode("latin-1")
+    )
+    (folder / "huge.txt").write_bytes(b"word " * (10 * 2**20))  # 50 MB on a single line
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >>\n" + b"\x8f" * 500)
+    write_pdf(folder / "locked.pdf", ["A secret page about the vault code."], password="s3cret")
+    (folder / "scripts.html").write_text(
+        "<html><head><script>var a = 1;</script><style>p {color: red}</style></head>"
+        + "<body><script>alert('x')</script>" * 200 + "<noscript>enable js</noscript></body></html>"
+    )
+    write_jsonl(
+        folder / "mixed.jsonl",
+        [{"_id": "m-1", "text": "Otters hold hands while they sleep so they do not drift."}],
+        extra_lines=('{"_id": "m-2", "text": "cut off in the middle', json.dumps(
+            {"_id": "m-3", "title": "Owls", "text": "An owl can turn its head 270 degrees."})),
+    )
+    (folder / "a original.txt").write_text(TXT)
+    (folder / "z duplicate copy.txt").write_text(TXT)  # same text: indexed once
+    (folder / "notes with spaces.txt").write_text(GOOD_TEXT)
+    (folder / "résumé – 日本語.txt").write_text("Das Museum zeigt Holzschnitte aus Kyoto.")
+    (folder / "odd..name.txt").write_text("The bridge over the fjord is 1,200 metres long.")
+    expected = {
+        "empty.txt": "no text",
+        "blank.md": "no text",
+        "binary.txt": "binary",
+        "latin1.txt": "not UTF-8",
+        "huge.txt": "too large",
+        "broken.pdf": "not a readable PDF",
+        "locked.pdf": "encrypted",
+        "scripts.html": "no visible text",
+        "mixed.jsonl line 2": "not valid JSON",
+        "z duplicate copy.txt": 'same text as "a original.txt"',
+    }
+    good = {"latin1.txt", "m-1", "m-3", "a original.txt", "notes with spaces.txt",
+            "résumé – 日本語.txt", "odd..name.txt"}
+    return expected, good

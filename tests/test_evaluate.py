@@ -190,3 +190,58 @@ def test_eval_bad_inputs_are_one_line(tmp_path):
     result = run_qa("eval", str(no_qrels), "--split", "dev", cwd=tmp_path)
     assert result.returncode == 1 and 'no qrels for split "dev"' in result.stderr
     assert "Traceback" not in result.stderr
+
+
+SMALL_SET = [
+    {"id": "t1", "question": "How many troops has Russia deployed to the region?",
+     "answers": ["127,000"], "answerable": True, "history": []},
+    {"id": "t2", "question": "Who is the NATO Secretary-General?",
+     "answers": ["Jens Stoltenberg"], "answerable": True, "history": []},
+    {"id": "t3", "question": "Where did Biden discuss options with his military officials?",
+     "answers": ["Camp David"], "answerable": True, "history": []},
+    {"id": "t4", "question": "What is the boiling point of mercury in kelvin?",
+     "answers": [], "answerable": False, "history": []},
+    {"id": "t5", "question": "What did he say about the tensions?",
+     "answers": ["Tensions are rising", "information hysteria"], "answerable": True,
+     "history": ["Who is the Kremlin spokesman?"]},
+]  # fmt: skip
+
+
+def test_eval_question_set_matches_the_engine(seed_engine, seed_index_dir, tmp_path):
+    path = tmp_path / "small.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in SMALL_SET))
+    result = run_qa("eval", str(path), "--json", "--baselines", "--index", str(seed_index_dir),
+                    "--source", str(SEEDS), cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["kind"] == "questions" and report["questions"] == 5
+    assert list(report["rows"]) == ["qa", "BM25 only", "dense only", "LlamaIndex default"]
+
+    # the same questions asked here, scored by hand from the quoted text
+    answers = [seed_engine.ask(q["question"], history=q["history"]) for q in SMALL_SET]
+    right = []
+    for q, a in zip(SMALL_SET, answers):
+        quoted = " ".join(c.quote for c in a.citations).lower()
+        if q["answerable"]:
+            right.append(a.answered and any(p.lower() in quoted for p in q["answers"]))
+    declined_unanswerable = not answers[3].answered
+    declines = sum(not a.answered for a in answers)
+    qa = report["rows"]["qa"]
+    assert qa["answers_right"] == pytest.approx(sum(right) / 4)
+    assert qa["abstention_recall"] == (1.0 if declined_unanswerable else 0.0)
+    if declines:
+        assert qa["abstention_precision"] == pytest.approx(declined_unanswerable / declines)
+    hits = [
+        [any(p.lower() in passage.text.lower() for p in q["answers"]) for passage in a.passages]
+        for q, a in zip(SMALL_SET, answers)
+        if q["answerable"]
+    ]
+    assert qa["hit@1"] == pytest.approx(sum(h[:1] == [True] for h in hits) / 4)
+    assert qa["hit@5"] == pytest.approx(sum(any(h[:5]) for h in hits) / 4)
+    assert qa["hit@5"] >= 0.75  # plain questions over one article
+    assert 0 < qa["latency_p50_ms"] <= qa["latency_p95_ms"]
+    for name, row in report["rows"].items():
+        assert row["hit@1"] <= row["hit@3"] <= row["hit@5"]
+        if name != "qa":
+            assert row["answers_right"] is None and row["abstention_recall"] is None
+    assert report["rows"]["LlamaIndex default"]["words_per_passage"] > qa["words_per_passage"]

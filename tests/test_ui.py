@@ -226,6 +226,13 @@ def test_page_answers_with_a_highlighted_citation(page):
     assert not context.is_visible()
     panel.locator(".qa-context summary").first.click()
     assert context.is_visible() and quoted in " ".join(context.inner_text().split())
+    page.wait_for_timeout(200)
+    in_view = """box => {
+        const here = box.querySelector('.qa-here').getBoundingClientRect();
+        const view = box.getBoundingClientRect();
+        return here.top >= view.top && here.top < view.bottom;
+    }"""
+    assert context.evaluate(in_view), "the opened document is not scrolled to the passage"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "answer.png"), full_page=True)
 

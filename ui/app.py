@@ -24,6 +24,15 @@ EXAMPLES = (
     "What did NATO countries send to Eastern Europe?",
 )
 STYLE = Path(__file__).with_name("style.css")
+# Opening "Show in document" scrolls the surrounding text to the passage. (`toggle` does not
+# bubble, hence the capture listener on the panel.)
+SCROLL_TO_PASSAGE = """
+element.addEventListener('toggle', (event) => {
+  const box = event.target.querySelector('.qa-context-text');
+  const here = box && box.querySelector('.qa-here');
+  if (event.target.open && here) box.scrollTop = Math.max(0, here.offsetTop - 24);
+}, true);
+"""
 log = logging.getLogger("qa.ui")
 
 
@@ -146,6 +155,7 @@ def build_app(
                         render.EMPTY_SOURCES,
                         elem_id="qa-sources-panel",
                         label="Sources",
+                        js_on_load=SCROLL_TO_PASSAGE,
                     )
         with gr.Tab("Documents", elem_id="qa-tab-documents"):
             upload = gr.File(
@@ -211,7 +221,8 @@ def serve(
         server_port=port,
         share=False,
         inbrowser=False,
-        prevent_thread_lock=not block,
+        prevent_thread_lock=True,
+        quiet=True,
         show_error=False,
         ssr_mode=False,
         enable_monitoring=False,
@@ -223,4 +234,7 @@ def serve(
         max_file_size=int(max_upload_mb * 2**20 * 4) + 2**20,
         css_paths=[STYLE],
     )
+    print(f"qa: the app is at {app.local_url} (Ctrl+C stops it)", flush=True)
+    if block:
+        app.block_thread()
     return app
