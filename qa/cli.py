@@ -83,18 +83,27 @@ def _print_problems(report) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    paths = args.paths or DEFAULT_SOURCES
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing and not args.remove:
+        print(f"qa: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 1
     from qa.engine import Engine
 
-    engine = Engine.open(sources=None, index_dir=args.index)
     if args.remove:
+        engine = Engine.open(sources=None, index_dir=args.index)
         removed = engine.remove(args.remove)
         unknown = [d for d in args.remove if d not in removed]
         print(f"removed {len(removed)} document(s)")
         for doc_id in unknown:
             print(f"not indexed: {doc_id}", file=sys.stderr)
         return 1 if unknown else 0
-    paths = args.paths or DEFAULT_SOURCES
-    report = engine.sync(paths, show_progress=not args.json, rebuild=args.rebuild, prune=True)
+    # --rebuild does not read the old index, so it also repairs a damaged one
+    engine = Engine.open(sources=paths, index_dir=args.index, show_progress=not args.json,
+                         rebuild=args.rebuild)
+    report = engine.last_report
     if args.json:
         out = {
             "added": report.added,
@@ -177,11 +186,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    target = Path(args.target)
+    if not target.exists():
+        print(f"qa: {target}: no such question set (.jsonl) or BEIR folder", file=sys.stderr)
+        return 1
     from qa.beir import is_beir_folder
     from qa.evaluate import evaluate_beir, evaluate_questions, read_questions
     from qa.report import to_text, write_outputs
 
-    target = Path(args.target)
     progress = sys.stderr.isatty()
     command = f"qa eval {args.target}"
     if is_beir_folder(target):
@@ -194,9 +206,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         engine = Engine.open(sources=_sources(args), index_dir=args.index, show_progress=progress)
         _print_problems(engine.last_report)
         report = evaluate_questions(engine, questions, target, args.baselines, progress)
+        command += "".join(f" --source {s}" for s in args.sources or [])
+        command += f" --index {args.index}" if args.index != DEFAULT_INDEX else ""
     else:
         print(f"qa: {target}: neither a question set (.jsonl) nor a BEIR folder "
-              "(with corpus.jsonl)", file=sys.stderr)
+              "(no corpus.jsonl in it)", file=sys.stderr)
         return 1
     command += " --baselines" if args.baselines else ""
     if args.out:
@@ -215,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    _quiet_libraries()
     from qa.errors import QAError
 
     try:
@@ -225,6 +240,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("qa: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or the system (disk full, permissions): one line all the same
+        detail = (str(exc).strip().splitlines() or [""])[0]
+        print(f"qa: {exc.__class__.__name__}: {detail}", file=sys.stderr)
+        return 1
+
+
+def _quiet_libraries() -> None:
+    """No progress bars or log chatter from the libraries (model loading, tokenizers); the
+    command's own messages and progress bars still show."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 
 if __name__ == "__main__":

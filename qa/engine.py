@@ -203,7 +203,7 @@ class Engine:
         """The documents a file was found to copy are still indexed with that same text."""
         documents = self.index.documents
         twins = entry.get("twins", {})
-        return all(documents.get(d, {}).get("hash") == text for d, text in twins.items())
+        return all(documents.get(d, {}).get("text_hash") == h for d, h in twins.items())
 
     def _pruned(self, sources: list[Path], seen: set[str]) -> list[str]:
         """Indexed files that were under a source folder and are gone."""
@@ -228,7 +228,9 @@ class Engine:
         changed = self._read_changed(found, report, show_progress)
         # a file being re-read cannot be the original that another file copies
         replaced = {d for *_, entry, _ in changed for d in (entry or {}).get("doc_ids", [])}
-        owners = {e["hash"]: d for d, e in index.documents.items() if d not in replaced}
+        # (records of a JSONL corpus are its own to name: they are never taken for copies)
+        owners = {e.get("text_hash"): d for d, e in index.documents.items()
+                  if d not in replaced and not e.get("origin", "").endswith(".jsonl")}
         to_embed: list[Document] = []
         for file, root, data_hash, entry, loaded in changed:
             origin = str(file.resolve())
@@ -241,8 +243,8 @@ class Engine:
                                   f'{old["origin"]}; skipped')
                     )
                     continue
-                text_hash = doc.metadata["hash"]
-                twin = owners.get(text_hash)
+                text_hash = doc.metadata["text_hash"]
+                twin = owners.get(text_hash) if file.suffix.lower() != ".jsonl" else None
                 if twin and twin != doc.doc_id:
                     report.notices.append(
                         LoadError(str(file), f'same text as "{twin}"; not indexed twice')
@@ -250,8 +252,9 @@ class Engine:
                     twins[twin] = text_hash
                     continue
                 kept.append(doc.doc_id)
-                owners[text_hash] = doc.doc_id
-                if old and old["hash"] == text_hash:
+                if file.suffix.lower() != ".jsonl":
+                    owners[text_hash] = doc.doc_id
+                if old and old["hash"] == doc.metadata["hash"]:
                     continue
                 (report.updated if old else report.added).append(doc.doc_id)
                 to_embed.append(doc)

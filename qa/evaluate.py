@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qa.baselines import (
     CACHE_ROOT,
@@ -26,9 +27,12 @@ from qa.baselines import (
     engine_systems,
     llamaindex_system,
 )
-from qa.beir import evaluate_documents, load_beir, passage_depth
+from qa.beir import BeirDataset, evaluate_documents, load_beir, passage_depth
 from qa.errors import QAError
 from qa.metrics import abstention, contains_any, hit_at_k, mean, mrr_at_k, percentile
+
+if TYPE_CHECKING:
+    from qa.engine import Engine
 
 QUESTION_COLUMNS = [
     "answers_right",
@@ -93,9 +97,9 @@ def read_questions(path: str | Path) -> list[Question]:
             q = Question(
                 id=str(rec.get("id", n)),
                 question=str(rec["question"]),
-                answers=[str(a) for a in rec.get("answers", [])],
+                answers=_strings(rec.get("answers", [])),
                 answerable=bool(rec.get("answerable", True)),
-                history=[str(h) for h in rec.get("history", [])],
+                history=_strings(rec.get("history", [])),
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             raise BadQuestionSet(
@@ -109,31 +113,39 @@ def read_questions(path: str | Path) -> list[Question]:
     return questions
 
 
-def quoted_text(answer) -> str:
-    return " ".join(c.quote for c in answer.citations)
+@dataclass
+class Outcome:
+    """What the engine did with one question."""
+
+    right: bool  # an answerable question answered with a phrase quoted, or the other declined
+    declined: bool
+    latency_ms: float
+    searched: str  # the question as searched, with its history (`standalone_question`)
+    passages: list[tuple[str, str]]  # (id, text) of the passages it came with, best first
+    cited: set[str]  # document ids of the citations
 
 
-def answer_outcomes(engine, questions: Sequence[Question], progress: bool) -> dict:
-    """Ask every question (with its history): right/declined flags, latencies, the searched
-    question, the passages the answer came with (best first) and its cited document ids."""
-    out: dict[str, list] = {
-        k: [] for k in ("right", "declined", "latency", "standalone", "passages", "cited")
-    }
+def ask_all(engine: Engine, questions: Sequence[Question], progress: bool) -> list[Outcome]:
+    """Ask every question after its history and judge the answer."""
+    outcomes = []
     for q in _progress(questions, "asking" if progress else None):
         t = time.perf_counter()
         answer = engine.ask(q.question, history=q.history)
-        out["latency"].append((time.perf_counter() - t) * 1000)
-        out["declined"].append(not answer.answered)
-        out["right"].append(
-            answer.answered and contains_any(quoted_text(answer), q.answers)
-            if q.answerable
-            else not answer.answered
+        latency = (time.perf_counter() - t) * 1000
+        quoted = " ".join(c.quote for c in answer.citations)
+        outcomes.append(
+            Outcome(
+                right=(answer.answered and contains_any(quoted, q.answers))
+                if q.answerable
+                else not answer.answered,
+                declined=not answer.answered,
+                latency_ms=latency,
+                searched=answer.standalone_question or q.question,
+                passages=[(p.id, p.text) for p in answer.passages],
+                cited={c.passage.doc_id for c in answer.citations} if answer.answered else set(),
+            )
         )
-        out["standalone"].append(answer.standalone_question or q.question)
-        out["passages"].append([(p.id, p.text) for p in answer.passages])
-        cited = {c.passage.doc_id for c in answer.citations} if answer.answered else set()
-        out["cited"].append(cited)
-    return out
+    return outcomes
 
 
 def hit_scores(
@@ -171,45 +183,39 @@ def baseline_hits(
 
 
 def evaluate_questions(
-    engine,
+    engine: Engine,
     questions: Sequence[Question],
     path: str | Path,
     baselines: bool = False,
     progress: bool = False,
 ) -> EvalReport:
     """Answer and retrieval metrics of a question set (read from `path`) over the engine."""
-    outcomes = answer_outcomes(engine, questions, progress)
-    answerable = [q.answerable for q in questions]
-    precision, recall = abstention(outcomes["declined"], answerable)
+    outcomes = ask_all(engine, questions, progress)
     systems = engine_systems(engine, baselines)
     if baselines:
         docs = engine_documents(engine)
         cache = CACHE_ROOT / f"{Path(path).stem}-{corpus_fingerprint(docs)}"
         systems.append(llamaindex_system(docs, cache, progress))
+    searched = [o.searched for o in outcomes]
     rows: dict[str, dict[str, float | None]] = {}
     for system in systems:
         row: dict[str, float | None] = dict.fromkeys(QUESTION_COLUMNS)
         if system.name == QA:
-            row.update(hit_scores(questions, outcomes["passages"]))
+            row.update(hit_scores(questions, [o.passages for o in outcomes]))
         else:
-            row.update(baseline_hits(system, questions, outcomes["standalone"], progress))
+            row.update(baseline_hits(system, questions, searched, progress))
         row["words_per_passage"] = system.words_per_passage
         rows[system.name] = row
-    qa_row = rows[QA]
-    n_answerable = sum(answerable)
-    qa_row["answers_right"] = (
-        sum(r for r, a in zip(outcomes["right"], answerable) if a) / n_answerable
-        if n_answerable
-        else None
-    )
-    qa_row["abstention_precision"], qa_row["abstention_recall"] = precision, recall
-    qa_row["latency_p50_ms"] = percentile(outcomes["latency"], 50)
-    qa_row["latency_p95_ms"] = percentile(outcomes["latency"], 95)
-    declined_right = sum(d for d, a in zip(outcomes["declined"], answerable) if not a)
+    rows[QA].update(answer_scores(questions, outcomes))
+    latencies = [o.latency_ms for o in outcomes]
+    rows[QA]["latency_p50_ms"] = percentile(latencies, 50)
+    rows[QA]["latency_p95_ms"] = percentile(latencies, 95)
+    n_right = sum(o.right for q, o in zip(questions, outcomes) if q.answerable)
+    n_declined = sum(o.declined for q, o in zip(questions, outcomes) if not q.answerable)
+    n_answerable = sum(q.answerable for q in questions)
     notes = [
         f"{n_answerable} answerable, {len(questions) - n_answerable} unanswerable questions; "
-        f"{sum(r for r, a in zip(outcomes['right'], answerable) if a)} answered right, "
-        f"{declined_right} of the unanswerable declined",
+        f"{n_right} answered right, {n_declined} of the unanswerable declined",
         "hit@k, MRR@5: answerable questions; qa: the 5 passages its answer came with; the "
         "others: their top 5 for the question as qa searched it (with its history); "
         "latency: qa = Engine.ask, the others = retrieval",
@@ -286,28 +292,46 @@ def embedded_counts(systems: Sequence[System]) -> dict[str, int]:
     return {s.name: s.embedded for s in systems if s.name in (QA, LLAMAINDEX_DEFAULT)}
 
 
-def beir_answers(engine, dataset, progress: bool) -> dict[str, float | None]:
-    """Ask every query of a BEIR set that marks queries answerable or not."""
-    questions = [
-        Question(qid, rec["text"], [], bool(rec.get("answerable", True)))
-        for qid, rec in dataset.records.items()
-        if "answerable" in rec
-    ]
-    outcomes = answer_outcomes(engine, questions, progress)
-    answerable = [q.answerable for q in questions]
-    precision, recall = abstention(outcomes["declined"], answerable)
-    answered = [not d for d, a in zip(outcomes["declined"], answerable) if a]
-    cites = [
-        bool(cited & set(dataset.relevant(q.id)))
-        for q, cited in zip(questions, outcomes["cited"])
-        if q.answerable
-    ]
+def answer_scores(questions: Sequence[Question], outcomes: Sequence[Outcome]) -> dict:
+    """Share of answerable questions answered right; precision and recall of declining."""
+    right = [o.right for q, o in zip(questions, outcomes) if q.answerable]
+    precision, recall = abstention(
+        [o.declined for o in outcomes], [q.answerable for q in questions]
+    )
     return {
-        "answered": mean(answered) if answered else None,
-        "cites_relevant": mean(cites) if cites else None,
+        "answers_right": mean(right) if right else None,
         "abstention_precision": precision,
         "abstention_recall": recall,
     }
+
+
+def beir_answers(engine: Engine, dataset: BeirDataset, progress: bool) -> dict:
+    """Ask every query of a BEIR set whose queries say whether they are answerable: share of
+    the answerable ones answered, and answered citing a relevant document; abstention."""
+    questions = [
+        Question(qid, rec["text"], [], bool(rec["answerable"]))
+        for qid, rec in dataset.records.items()
+        if "answerable" in rec
+    ]
+    outcomes = ask_all(engine, questions, progress)
+    pairs = [(q, o) for q, o in zip(questions, outcomes) if q.answerable]
+    scores = answer_scores(questions, outcomes)
+    del scores["answers_right"]  # no answer phrases: long-form answers
+    return {
+        "answered": mean([not o.declined for _, o in pairs]) if pairs else None,
+        "cites_relevant": mean([bool(o.cited & set(dataset.relevant(q.id))) for q, o in pairs])
+        if pairs
+        else None,
+        **scores,
+    }
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise TypeError("expected a list of strings")
+    return [str(v) for v in value]
 
 
 def _progress(items: Sequence, desc: str | None) -> Sequence:

@@ -116,6 +116,7 @@ class PassageIndex:
             nodes.extend(doc_nodes)
             self.documents[doc.doc_id] = {
                 "hash": doc.metadata["hash"],
+                "text_hash": doc.metadata.get("text_hash", ""),
                 "origin": doc.metadata.get("origin", ""),
                 "title": doc.metadata.get("title", ""),
                 "source": doc.metadata.get("source", doc.doc_id),

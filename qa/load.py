@@ -68,18 +68,19 @@ def load_file(file: Path, root: Path, max_bytes: int = MAX_FILE_BYTES) -> LoadRe
         result.errors.append(LoadError(name, f"unsupported file type '{suffix}' ({allowed})"))
         return result
     try:
+        size = file.stat().st_size
+        if suffix != ".jsonl" and size > max_bytes:
+            mb = size / 2**20
+            result.errors.append(
+                LoadError(name, f"too large ({mb:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB)")
+            )
+            return result
         data = file.read_bytes()
     except FileNotFoundError:
         result.errors.append(LoadError(name, "no such file"))
         return result
     except OSError as exc:
         result.errors.append(LoadError(name, f"cannot be read ({exc.strerror or exc})"))
-        return result
-    if suffix != ".jsonl" and len(data) > max_bytes:
-        mb = len(data) / 2**20
-        result.errors.append(
-            LoadError(name, f"too large ({mb:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB)")
-        )
         return result
     doc_id = doc_id_for(file, root)
     try:
@@ -117,7 +118,8 @@ def make_document(
 ) -> Document:
     metadata = {"doc_id": doc_id, "title": title, "source": source, **meta}
     metadata["origin"] = str(origin.resolve()) if origin else ""
-    metadata["hash"] = content_hash(title + "\x00" + text)
+    metadata["hash"] = content_hash(title + "\x00" + text)  # what was indexed: a change re-embeds
+    metadata["text_hash"] = content_hash(text)  # the same text under another name is a copy
     return Document(id_=doc_id, text=text, metadata=metadata)
 
 

@@ -24,6 +24,7 @@ from qa.errors import IndexDamaged, IndexLocked
 
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
+REQUIRED_KEYS = {"format", "fingerprint", "documents", "files"}  # in every format version
 
 
 class IndexStore:
@@ -46,7 +47,10 @@ class IndexStore:
 
     def read_manifest(self, generation: Path) -> dict[str, Any]:
         try:
-            return json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
+            manifest = json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
+            if not isinstance(manifest, dict) or not REQUIRED_KEYS <= manifest.keys():
+                raise ValueError("not a manifest")
+            return manifest
         except (OSError, ValueError) as exc:
             raise IndexDamaged(
                 f"index at {self.root} is damaged ({MANIFEST}: {exc.__class__.__name__}); "

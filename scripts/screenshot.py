@@ -1,7 +1,7 @@
 """Screenshot of the running app answering a question (the README's picture).
 
-    .venv/bin/qa serve &
-    .venv/bin/python scripts/screenshot.py http://127.0.0.1:7860 docs/screenshot.png
+.venv/bin/qa serve &
+.venv/bin/python scripts/screenshot.py http://127.0.0.1:7860 docs/screenshot.png
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ def main() -> None:
     args = parser.parse_args()
     with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
         browser = pw.chromium.launch_persistent_context(
-            profile, executable_path=args.chromium, args=FLAGS, headless=True,
+            profile,
+            executable_path=args.chromium,
+            args=FLAGS,
+            headless=True,
             viewport={"width": 1280, "height": 800},
         )
         page = browser.new_page()

@@ -124,12 +124,14 @@ def test_deleted_file_is_removed_and_unchanged_touch_embeds_nothing(seed_copy, t
     assert set(Engine.open(sources=None, index_dir=index_dir).index.documents) == {seed.name}
 
 
-def test_changed_chunk_settings_rebuild(seed_copy, tmp_path):
+def test_changed_chunk_settings_rebuild(seed_copy, tmp_path, formats_dir):
     index_dir = tmp_path / "index"
     default = Engine.open(sources=[seed_copy], index_dir=index_dir)
+    default.add([formats_dir / "lighthouse.txt"])  # from elsewhere: a rebuild keeps it too
     small = Settings(chunk=ChunkSettings(min_words=20, max_words=40))
     engine = Engine.open(sources=[seed_copy], index_dir=index_dir, settings=small)
     assert engine.last_report.rebuilt
+    assert set(engine.index.documents) == set(default.index.documents)
     assert engine.index.passage_count() > default.index.passage_count()
     assert engine.last_report.passages_embedded == engine.index.passage_count()
     assert all(len(engine.index.node(p).text.split()) <= 40
@@ -137,6 +139,10 @@ def test_changed_chunk_settings_rebuild(seed_copy, tmp_path):
     back = Engine.open(sources=[seed_copy], index_dir=index_dir)
     assert back.last_report.rebuilt
     assert back.index.passage_count() == default.index.passage_count()
+    again = Engine.open(sources=[seed_copy], index_dir=index_dir, rebuild=True)
+    assert again.last_report.rebuilt and again.last_report.errors == []
+    assert set(again.index.documents) == {"000_56b9276ed6e05626.txt", "lighthouse.txt"}
+    assert again.document_text("lighthouse.txt") == default.document_text("lighthouse.txt")
 
 
 def test_a_folder_and_a_file_from_elsewhere(tmp_path, formats_dir):
@@ -158,12 +164,12 @@ SEED_ANSWERS = [
     ("When will Biden meet European leaders?", "3 p.m. ET"),
     ("Who is the NATO Secretary-General?", "Jens Stoltenberg"),
     ("Why did the State Department reduce embassy staff?", "severely affected"),
-    ("What does the UK say Russia plans in Kyiv?", "install a pro-Russian leader"),
 ]
 SEED_ANSWERS_TOP3 = [
     ("How many US troops could be sent to Eastern Europe?", "1,000 to 5,000"),
     ("What did NATO countries send to Eastern Europe?", "warships and warplanes"),
     ("Who is the Kremlin spokesman?", "Dmitry Peskov"),
+    ("What does the UK say Russia plans in Kyiv?", "install a pro-Russian leader"),
 ]
 
 

@@ -118,8 +118,9 @@ def beir_folder(tmp_path_factory):
                 fh.write(json.dumps({"_id": f"p{i:02d}", "title": "", "text": text}) + "\n")
     with open(folder / "queries_test.jsonl", "w") as fh:
         for i, query in enumerate(QUERIES):
-            fh.write(json.dumps({"_id": f"q{i}", "text": query}) + "\n")
-        fh.write(json.dumps({"_id": "q-unjudged", "text": "Not in the qrels"}) + "\n")
+            fh.write(json.dumps({"_id": f"q{i}", "text": query, "answerable": True}) + "\n")
+        unanswerable = "What is the boiling point of mercury in kelvin?"
+        fh.write(json.dumps({"_id": "q-none", "text": unanswerable, "answerable": False}) + "\n")
     with open(folder / "qrels_test.tsv", "w") as fh:
         fh.write("query-id\tcorpus-id\tscore\n")
         for i, rels in enumerate(QUERIES.values()):
@@ -142,12 +143,12 @@ def run_qa(*args: str, cwd) -> subprocess.CompletedProcess:
 
 def test_beir_loader_reads_split_and_grades(beir_folder):
     data = load_beir(beir_folder, "test")
-    assert len(data.queries) == 4 and "q-unjudged" not in data.queries
+    assert len(data.queries) == 4 and "q-none" not in data.queries and len(data.records) == 5
     assert data.qrels["q3"] == {"p10": 2.0, "p11": 1.0}
     assert data.relevant("q0") == ["p12"]
 
 
-def test_eval_beir_with_baselines_json_out_and_cache(beir_folder, tmp_path):
+def test_eval_beir_with_baselines_json_out_and_cache(beir_folder, tmp_path, monkeypatch):
     out = tmp_path / "report"
     args = ["eval", str(beir_folder), "--split", "test", "--baselines", "--json"]
     first = run_qa(*args, "--out", str(out), cwd=tmp_path)
@@ -156,27 +157,36 @@ def test_eval_beir_with_baselines_json_out_and_cache(beir_folder, tmp_path):
     assert report["kind"] == "beir" and report["questions"] == 4
     systems = ["qa", "BM25 only", "dense only", "LlamaIndex default"]
     assert list(report["rows"]) == systems
-    for row in report["rows"].values():
-        assert set(row) == {"ndcg@10", "recall@10", "recall@100", "mrr@10"}
+    answer_columns = ["answered", "cites_relevant", "abstention_precision", "abstention_recall"]
+    assert report["columns"] == ["ndcg@10", "recall@10", "recall@100", "mrr@10", *answer_columns]
+    for name, row in report["rows"].items():
         assert row["recall@100"] == 1.0  # 17 documents: every one is ranked
+        if name != "qa":  # only qa answers; its abstention is measured on all 5 queries
+            assert all(row[c] is None for c in answer_columns)
         assert 0.0 <= row["ndcg@10"] <= 1.0 and row["recall@10"] <= 1.0
     # the corpus is tiny and the questions plain: each relevant paragraph is found near the top
     assert report["rows"]["qa"]["mrr@10"] >= 0.5
+    assert report["rows"]["qa"]["abstention_recall"] in (0.0, 1.0)  # one unanswerable query
+    assert 0.0 <= report["rows"]["qa"]["cites_relevant"] <= report["rows"]["qa"]["answered"]
     assert report["embedded"]["qa"] > 0 and report["embedded"]["LlamaIndex default"] > 0
     markdown = (out / f"{beir_folder.name}-test.md").read_text()
     assert "| system |" in markdown and all(f"| {s} |" in markdown for s in systems)
     assert (out / f"{beir_folder.name}-test.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    second = run_qa(*args, cwd=tmp_path)
-    assert second.returncode == 0, second.stderr
-    again = json.loads(second.stdout)
-    assert again["embedded"] == {"qa": 0, "LlamaIndex default": 0}  # all from the cache
-    assert again["rows"] == report["rows"]
+    # a second run, here in the test's process, finds both indexes in the cache
+    from qa.evaluate import evaluate_beir
+
+    monkeypatch.chdir(tmp_path)
+    again = evaluate_beir(beir_folder, "test", baselines=True)
+    assert again.embedded == {"qa": 0, "LlamaIndex default": 0}
+    assert again.rows.keys() == report["rows"].keys()
+    for name, row in again.rows.items():
+        assert row == pytest.approx(report["rows"][name])
 
 
 def test_eval_bad_inputs_are_one_line(tmp_path):
     missing = run_qa("eval", str(tmp_path / "nope.jsonl"), cwd=tmp_path)
-    assert missing.returncode == 1 and "neither a question set" in missing.stderr
+    assert missing.returncode == 1 and "no such question set" in missing.stderr
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "1", "question": "Who?", "answers": ["x"]}\nnot json\n')
     broken = run_qa(

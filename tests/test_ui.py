@@ -75,11 +75,23 @@ def server(seed_index_dir, tmp_path_factory):
     data = work / "data"
     port = _free_port()
     log = work / "serve.log"
-    command = [sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--data", str(data),
-               "--index", str(index), "--source", str(SEEDS), "--max-upload-mb", str(MAX_UPLOAD_MB)]
+    options = {"--port": port, "--data": data, "--index": index, "--source": SEEDS,
+               "--max-upload-mb": MAX_UPLOAD_MB}  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "qa.cli",
+        "serve",
+        *(str(x) for o in options.items() for x in o),
+    ]
     with open(log, "w") as out:
-        proc = subprocess.Popen(command, cwd=work, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+        proc = subprocess.Popen(
+            command,
+            cwd=work,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
+        )
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_until_up(url, proc, log)
@@ -120,8 +132,9 @@ def test_api_ask_returns_answer_and_citations(server):
         passage = citation["passage"]
         assert passage["source"] == "000_56b9276ed6e05626.txt"
         if passage["start"] <= citation["quote_start"] < citation["quote_end"] <= passage["end"]:
-            local = slice(citation["quote_start"] - passage["start"],
-                          citation["quote_end"] - passage["start"])
+            local = slice(
+                citation["quote_start"] - passage["start"], citation["quote_end"] - passage["start"]
+            )
             assert passage["text"][local] == citation["quote"]
         assert citation["quote"] in result["text"]
         assert f"[{citation['n']}]" in result["text"]
@@ -131,8 +144,7 @@ def test_api_ask_takes_history(server):
     from gradio_client import Client
 
     client = Client(server.url, verbose=False)
-    result = client.predict("How did the US respond?", ["What did Russia demand?"],
-                            api_name="/ask")
+    result = client.predict("How did the US respond?", ["What did Russia demand?"], api_name="/ask")
     assert result["question"] == "How did the US respond?"
     assert isinstance(result["answered"], bool)
     assert result["passages"]
@@ -165,7 +177,10 @@ def browser():
     profile = tempfile.mkdtemp(prefix="qa-chromium-")
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            profile, executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True,
+            profile,
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_FLAGS,
+            headless=True,
             viewport={"width": 1400, "height": 900},
         )
         yield context
@@ -242,8 +257,20 @@ def test_example_question_then_new_conversation(page):
     page.locator("#qa-chat button.example", has_text="What did Russia demand?").click()
     page.wait_for_selector("#qa-chat [data-testid=bot]")
     page.wait_for_selector("#qa-sources-panel mark.qa-quote")
+    first_sources = page.inner_text("#qa-sources-panel")
     ask(page, "How did the US respond?")
-    assert page.locator("#qa-chat [data-testid=bot]").count() == 2
+    bots = page.locator("#qa-chat [data-testid=bot]")
+    assert bots.count() == 2
+    latest_sources = page.inner_text("#qa-sources-panel")
+    assert latest_sources != first_sources, "the two answers should show different sources"
+    bots.first.click()  # an earlier answer's sources come back
+    page.wait_for_function(
+        "text => document.querySelector('#qa-sources-panel').innerText === text", arg=first_sources
+    )
+    bots.last.click()
+    page.wait_for_function(
+        "text => document.querySelector('#qa-sources-panel').innerText === text", arg=latest_sources
+    )
     page.click("#qa-new")
     page.wait_for_function("document.querySelectorAll('#qa-chat [data-testid=bot]').length === 0")
     page.wait_for_selector("#qa-sources-panel .qa-empty")
@@ -272,6 +299,7 @@ def test_upload_then_ask_then_remove(page, server, tmp_path):
     status = upload(page, doc)
     assert "Lighthouse notes.md: indexed as Lighthouse notes.md" in status
     assert (server.data / "uploads" / "Lighthouse notes.md").read_bytes() == doc.read_bytes()
+    assert list((server.data / "tmp").rglob("Lighthouse notes.md"))  # Gradio's upload cache
     ask(page, "Who keeps the Varnholm lighthouse?")
     assert "Ingrid Solberg" in last_answer(page)
     sources = page.locator("#qa-sources-panel .qa-doc").all_inner_texts()
@@ -289,6 +317,35 @@ def test_upload_then_ask_then_remove(page, server, tmp_path):
 
 
 @needs_chromium
+def test_pdf_citation_shows_its_page_and_jsonl_adds_each_record(page, tmp_path):
+    from make_files import write_jsonl, write_pdf
+
+    pdf = write_pdf(
+        tmp_path / "observatory.pdf",
+        [
+            "The Kessel observatory stands on a ridge above the village of Ormsund.",
+            "The Kessel observatory telescope has a mirror of 2.4 metres, ground in Jena in 1931.",
+        ],
+        title="Kessel observatory",
+    )
+    corpus = write_jsonl(
+        tmp_path / "orchards.jsonl",
+        [
+            {"_id": "orchard-1", "title": "Pear orchard", "text": "The pear orchard has 40 trees."},
+            {"_id": "orchard-2", "title": "Plum orchard", "text": "The plum orchard is on a hill."},
+        ],
+    )
+    status = upload(page, pdf, corpus)
+    assert "observatory.pdf: indexed as observatory.pdf" in status
+    assert "orchards.jsonl: 2 document(s) added" in status
+    ask(page, "How large is the mirror of the Kessel observatory telescope?")
+    first = page.locator("#qa-sources-panel .qa-source").first
+    assert first.locator(".qa-doc").inner_text() == "observatory.pdf"
+    assert first.locator(".qa-loc").inner_text() == "page 2"
+    assert "2.4 metres" in first.locator(".qa-passage mark.qa-quote").inner_text()
+
+
+@needs_chromium
 def test_upload_rejects_bad_files_one_line_each(page, server, tmp_path):
     (tmp_path / "tool.exe").write_bytes(b"MZ\x90\x00")
     (tmp_path / "big.txt").write_text("word " * (MAX_UPLOAD_MB * 2**20 // 5 + 1000))
@@ -299,8 +356,9 @@ def test_upload_rejects_bad_files_one_line_each(page, server, tmp_path):
     status = upload(page, *(tmp_path / n for n in names)).splitlines()
     assert len(status) == len(names), status
     assert "tool.exe: file type '.exe' is not allowed" in status[0]
-    assert re.fullmatch(rf"big\.txt: too large \(1\.\d MB; the limit is {MAX_UPLOAD_MB} MB\)",
-                        status[1])
+    assert re.fullmatch(
+        rf"big\.txt: too large \(1\.\d MB; the limit is {MAX_UPLOAD_MB} MB\)", status[1]
+    )
     assert status[2] == "empty.txt: empty file"
     assert status[3].startswith("broken.jsonl: line 1: not valid JSON")
     assert status[4].startswith("scan.pdf: not a readable PDF")
@@ -317,7 +375,7 @@ def test_script_in_a_document_runs_nothing(page, tmp_path):
     doc.write_text(
         "The Zorblax festival takes place every March in Quillton. "
         '<script>window.__qaInjected = 1; alert("script")</script> '
-        "Visitors float lantern boats <img src=x onerror=\"window.__qaInjected = 2; "
+        'Visitors float lantern boats <img src=x onerror="window.__qaInjected = 2; '
         "alert('img')\"> on the river at midnight.\n\n"
         "The festival began in 1911. ${window.__qaInjected = 3} "
         "{{constructor.constructor('window.__qaInjected = 4')()}} "

@@ -19,8 +19,13 @@ def _passage(text: str, start: int = 0, page: int | None = None) -> Passage:
 def test_sources_panel_escapes_document_text():
     text = HOSTILE
     quote_start = text.index("<script>")
-    citation = Citation(1, _passage(text), "<script>alert(1)</script>", quote_start,
-                        quote_start + len("<script>alert(1)</script>"))
+    citation = Citation(
+        1,
+        _passage(text),
+        "<script>alert(1)</script>",
+        quote_start,
+        quote_start + len("<script>alert(1)</script>"),
+    )
     answer = Answer("q", "q", True, "<script>alert(1)</script> [1]", [citation], [], 0.9)
     html = render.sources_html(answer, lambda doc_id: text)
     assert "<script" not in html and "<img" not in html

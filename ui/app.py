@@ -11,7 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from qa.engine import Engine
+from qa.engine import MAX_QUESTION_CHARS, Engine
 from qa.errors import QAError
 from qa.schema import Answer
 from ui import render
@@ -83,6 +83,7 @@ def build_app(
     def new_conversation():
         return "", *conversation([], [], None)
 
+    @one_line_errors
     def show_sources(evt: gr.SelectData, answers: list[Answer]) -> str:
         """Clicking a message shows the sources of its answer."""
         index = evt.index if isinstance(evt.index, int) else evt.index[0]
@@ -90,6 +91,7 @@ def build_app(
             return render.EMPTY_SOURCES
         return render.sources_html(answers[min(index // 2, len(answers) - 1)], lib.doc_text)
 
+    @one_line_errors
     def document_list():
         docs = lib.documents()
         rows = [[d["doc_id"], d["title"], d["passages"]] for d in docs]
@@ -133,7 +135,7 @@ def build_app(
                     chat = gr.Chatbot(
                         label="Conversation",
                         elem_id="qa-chat",
-                        height=540,
+                        height=500,
                         examples=[{"text": q} for q in examples],
                         placeholder="Ask a question about your documents, or pick an example.",
                         latex_delimiters=[],
@@ -146,7 +148,7 @@ def build_app(
                             placeholder="Ask about your documents…",
                             elem_id="qa-question",
                             scale=5,
-                            max_length=2000,
+                            max_length=MAX_QUESTION_CHARS,
                         )
                         ask = gr.Button("Ask", variant="primary", elem_id="qa-ask", scale=1)
                     new = gr.Button("New conversation", elem_id="qa-new", size="sm")
@@ -155,6 +157,7 @@ def build_app(
                         render.EMPTY_SOURCES,
                         elem_id="qa-sources-panel",
                         label="Sources",
+                        max_height=640,
                         js_on_load=SCROLL_TO_PASSAGE,
                     )
         with gr.Tab("Documents", elem_id="qa-tab-documents"):
@@ -191,8 +194,12 @@ def build_app(
         chat.select(show_sources, [answers], sources, **private)
         new.click(new_conversation, None, turn, **private)
         chat.clear(new_conversation, None, turn, **private)
-        upload.upload(add_files, upload, [status, table, pick, upload], **private)
-        remove.click(remove_documents, pick, [status, table, pick], **private)
+        upload.upload(
+            add_files, upload, [status, table, pick, upload], show_progress_on=status, **private
+        )
+        remove.click(
+            remove_documents, pick, [status, table, pick], show_progress_on=status, **private
+        )
         app.load(document_list, None, [table, pick], **private)
         gr.api(ask_api, api_name="ask")
     return app

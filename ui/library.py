@@ -7,6 +7,7 @@ call goes through one lock: an upload being indexed never races a question.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from qa.engine import Engine
 from qa.schema import Answer
 from ui import uploads
 
+TEXTS_KEPT = 32  # document texts kept in memory for the sources panel
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
 
 
@@ -31,7 +33,7 @@ class Library:
         self.uploads = uploads.uploads_dir(data_dir).resolve()
         self.max_bytes = int(max_upload_mb * 2**20)
         self._lock = threading.RLock()
-        self._texts: dict[str, str] = {}
+        self._texts: OrderedDict[str, str] = OrderedDict()  # recently shown documents
 
     # ---- reading -----------------------------------------------------------------------
     def ask(self, question: str, history: Sequence[str | Answer] = ()) -> Answer:
@@ -43,6 +45,9 @@ class Library:
         with self._lock:
             if doc_id not in self._texts:
                 self._texts[doc_id] = self.engine.document_text(doc_id)
+                if len(self._texts) > TEXTS_KEPT:
+                    self._texts.popitem(last=False)
+            self._texts.move_to_end(doc_id)
             return self._texts[doc_id]
 
     def documents(self) -> list[dict]:
