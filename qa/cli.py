@@ -129,19 +129,43 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0 if engine.index.passage_count() or not report.errors else 1
 
 
+def _print_answer(answer, k: int = 5) -> None:
+    """The answer, then its numbered citations (or, when it declines, the nearest passages)."""
+    print(answer.text)
+    if answer.standalone_question != answer.question:
+        print(f"  (searched: {answer.standalone_question})")
+    for c in answer.citations:
+        p = c.passage
+        where = f"p. {p.page}, " if p.page else ""
+        print(f"[{c.n}] {p.source} ({where}chars {c.quote_start}-{c.quote_end})")
+        print("    " + " ".join(c.quote.split()))
+    if not answer.answered and answer.passages:
+        print("Closest passages:")
+        for p in answer.passages[:k]:
+            where = f"p. {p.page}, " if p.page else ""
+            print(f"  - {p.source} ({where}chars {p.start}-{p.end}): " + " ".join(p.text.split()))
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     from qa.engine import Engine, clean_question
 
     clean_question(args.question)
     engine = Engine.open(sources=_sources(args), index_dir=args.index)
     _print_problems(engine.last_report)
+    if engine.index.passage_count() == 0:
+        print("The index is empty: add documents with `qa index PATH`.")
+        return 0
+    if not args.passages:
+        answer = engine.ask(args.question, history=args.history)
+        if args.json:
+            print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
+        else:
+            _print_answer(answer, args.k)
+        return 0
     passages = engine.retrieve(args.question, k=args.k)
     if args.json:
         print(json.dumps({"question": args.question, "passages": [p.to_dict() for p in passages]},
                          indent=2, ensure_ascii=False))
-        return 0
-    if not passages:
-        print("The index is empty: add documents with `qa index PATH`.")
         return 0
     for i, p in enumerate(passages, start=1):
         where = f"p. {p.page}, " if p.page else ""
@@ -151,8 +175,37 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    print("qa chat is not available yet", file=sys.stderr)
-    return 2
+    from qa.engine import Engine
+
+    engine = Engine.open(sources=_sources(args), index_dir=args.index)
+    _print_problems(engine.last_report)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("Ask about your documents. /reset forgets the conversation, /quit ends it.")
+    history = []
+    while True:
+        if interactive:
+            print("> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:  # end of input
+            break
+        question = line.strip()
+        if not question:
+            continue
+        if question in ("/quit", "/exit"):
+            break
+        if question == "/reset":
+            history = []
+            print("(conversation reset)")
+            continue
+        if question.startswith("/"):
+            print(f"unknown command {question}; /reset or /quit", file=sys.stderr)
+            continue
+        answer = engine.ask(question, history=history)
+        _print_answer(answer)
+        print()
+        history.append(answer)
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

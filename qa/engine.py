@@ -179,14 +179,18 @@ class Engine:
     def remove(self, doc_ids: Sequence[str]) -> list[str]:
         """Remove documents by doc_id; returns the ones that were indexed."""
         with self.store.lock(self.settings.lock_timeout):
-            if self.store.current() != self._generation:
-                self._load()
-            removed = self.index.remove_documents(doc_ids)
-            for entry in self.index.files.values():
-                entry["doc_ids"] = [d for d in entry["doc_ids"] if d not in removed]
-            self.index.files = {k: v for k, v in self.index.files.items() if v["doc_ids"]}
-            if removed:
-                self._commit()
+            try:
+                if self.store.current() != self._generation:
+                    self._load()
+                removed = self.index.remove_documents(doc_ids)
+                for entry in self.index.files.values():
+                    entry["doc_ids"] = [d for d in entry["doc_ids"] if d not in removed]
+                self.index.files = {k: v for k, v in self.index.files.items() if v["doc_ids"]}
+                if removed:
+                    self._commit()
+            except BaseException:
+                self._reload_after_failure()
+                raise
         return removed
 
     def _needs_work(self, found: list[tuple[Path, Path]], sources: list[Path], prune: bool) -> bool:

@@ -263,6 +263,12 @@ def _read_jsonl(data: bytes, file: Path) -> LoadResult:
         if not isinstance(text, str) or not text.strip():
             result.errors.append(LoadError(where, f'document "{doc_id}" has no "text"'))
             continue
+        if len(text) > MAX_FILE_BYTES:  # one document, held to the limit of a single file
+            mb = MAX_FILE_BYTES / 2**20
+            result.errors.append(LoadError(where, f'document "{doc_id}" is too large '
+                                           f"({len(text) / 2**20:.1f} M characters; the limit "
+                                           f"is {mb:.0f} M)"))
+            continue
         if doc_id in seen:
             result.errors.append(LoadError(where, f'duplicate id "{doc_id}"; first one kept'))
             continue

@@ -176,6 +176,8 @@ def write_bad_corpus(folder: Path) -> tuple[dict[str, str], set[str]]:
         extra_lines=('{"_id": "m-2", "text": "cut off in the middle', json.dumps(
             {"_id": "m-3", "title": "Owls", "text": "An owl can turn its head 270 degrees."})),
     )
+    write_jsonl(folder / "huge.jsonl", [{"_id": "h-0", "text": "word " * (5 * 2**20)},
+                                        {"_id": "h-1", "text": "Puffins nest in burrows."}])
     (folder / "a original.txt").write_text(TXT)
     (folder / "z duplicate copy.txt").write_text(TXT)  # same text: indexed once
     (folder / "notes with spaces.txt").write_text(GOOD_TEXT)
@@ -191,8 +193,9 @@ def write_bad_corpus(folder: Path) -> tuple[dict[str, str], set[str]]:
         "locked.pdf": "encrypted",
         "scripts.html": "no visible text",
         "mixed.jsonl line 2": "not valid JSON",
+        "huge.jsonl line 1": "too large",
         "z duplicate copy.txt": 'same text as "a original.txt"',
     }
-    good = {"latin1.txt", "m-1", "m-3", "a original.txt", "notes with spaces.txt",
+    good = {"latin1.txt", "m-1", "m-3", "h-1", "a original.txt", "notes with spaces.txt",
             "résumé – 日本語.txt", "odd..name.txt"}
     return expected, good
