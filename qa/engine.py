@@ -2,45 +2,24 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from llama_index.core.schema import Document
 
 from qa.embed import Embedder
 from qa.errors import BadQuestion, IndexDamaged, QAError
 from qa.index import PassageIndex
-from qa.load import LoadResult, content_hash, discover, load_file
+from qa.load import discover
 from qa.retrieve import HybridRetriever
 from qa.schema import Answer, LoadError, Passage
 from qa.settings import Settings
 from qa.store import IndexStore
+from qa.sync import SyncReport, apply_changes, indexed_files, needs_work
 
 if TYPE_CHECKING:
     from qa.answer import Answerer
 
 MAX_QUESTION_CHARS = 2000  # longer questions are cut; the embedder sees 256 word pieces anyway
-
-
-@dataclass
-class SyncReport:
-    """What an index update did."""
-
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    passages_embedded: int = 0
-    rebuilt: bool = False
-    errors: list[LoadError] = field(default_factory=list)
-    notices: list[LoadError] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.updated or self.removed or self.rebuilt)
 
 
 class Engine:
@@ -126,7 +105,7 @@ class Engine:
         missing = [s for s in sources if not s.exists()]
         report.errors += [LoadError(str(s), "no such file or folder") for s in missing]
         found = list(discover(s for s in sources if s.exists()))
-        if not rebuild and not self._needs_work(found, sources, prune):
+        if not rebuild and not needs_work(self.index, found, sources, prune):
             report.unchanged = len(found)
             return report
         with self.store.lock(self.settings.lock_timeout):
@@ -136,7 +115,10 @@ class Engine:
                     self.index = PassageIndex(self.settings)
                 elif self.store.current() != self._generation:
                     self._load()  # another writer committed while we waited
-                self._apply(found, sources if prune else [], report, show_progress)
+                apply_changes(
+                    self.index, found, sources if prune else [], report, self.embedder,
+                    show_progress,
+                )
                 if report.changed:
                     self._commit()
             except BaseException:
@@ -145,21 +127,13 @@ class Engine:
         return report
 
     def _indexed_files(self, exclude: set[Path]) -> list[tuple[Path, Path]]:
-        """(file, root) of every file the index on disk lists that still exists, so that a
-        rebuild keeps all of them, not only the sources given. Empty when unreadable."""
+        """Every file the index on disk lists and that still exists; empty when unreadable."""
         try:
             generation = self.store.current()
             files = self.store.read_manifest(generation)["files"] if generation else {}
         except (QAError, KeyError, TypeError):
             return []
-        pairs = []
-        for origin, entry in files.items():
-            file = Path(origin)
-            root = Path(entry.get("root") or file.parent)
-            if file in exclude or not file.is_file():
-                continue
-            pairs.append((file, root if file.is_relative_to(root) else file.parent))
-        return pairs
+        return indexed_files(files, exclude)
 
     def _reload_after_failure(self) -> None:
         """After a failed update, the engine holds the index on disk again, not a half-changed
@@ -192,115 +166,6 @@ class Engine:
                 self._reload_after_failure()
                 raise
         return removed
-
-    def _needs_work(self, found: list[tuple[Path, Path]], sources: list[Path], prune: bool) -> bool:
-        seen = set()
-        for file, _ in found:
-            origin = str(file.resolve())
-            seen.add(origin)
-            entry = self.index.files.get(origin)
-            if not (_same_stat(entry, file) and self._twins_intact(entry)):
-                return True
-        return prune and any(self._pruned(sources, seen))
-
-    def _twins_intact(self, entry: dict) -> bool:
-        """The documents a file was found to copy are still indexed with that same text."""
-        documents = self.index.documents
-        twins = entry.get("twins", {})
-        return all(documents.get(d, {}).get("text_hash") == h for d, h in twins.items())
-
-    def _pruned(self, sources: list[Path], seen: set[str]) -> list[str]:
-        """Indexed files that were under a source folder and are gone."""
-        folders = [str(s.resolve()) + os.sep for s in sources if s.is_dir()]
-        return [
-            origin
-            for origin in self.index.files
-            if origin not in seen and any(origin.startswith(f) for f in folders)
-        ]
-
-    def _apply(
-        self,
-        found: list[tuple[Path, Path]],
-        prune_sources: list[Path],
-        report: SyncReport,
-        show_progress: bool,
-    ) -> None:
-        index = self.index
-        seen = {str(file.resolve()) for file, _ in found}
-        for origin in self._pruned(prune_sources, seen):
-            report.removed += index.remove_documents(index.files.pop(origin)["doc_ids"])
-        changed = self._read_changed(found, report, show_progress)
-        # a file being re-read cannot be the original that another file copies
-        replaced = {d for *_, entry, _ in changed for d in (entry or {}).get("doc_ids", [])}
-        # (records of a JSONL corpus are its own to name: they are never taken for copies)
-        owners = {e.get("text_hash"): d for d, e in index.documents.items()
-                  if d not in replaced and not e.get("origin", "").endswith(".jsonl")}
-        to_embed: list[Document] = []
-        for file, root, data_hash, entry, loaded in changed:
-            origin = str(file.resolve())
-            kept, twins = [], {}
-            for doc in loaded.documents:
-                old = index.documents.get(doc.doc_id)
-                if old and old.get("origin") not in ("", origin):
-                    report.errors.append(
-                        LoadError(str(file), f'doc_id "{doc.doc_id}" is already taken by '
-                                  f'{old["origin"]}; skipped')
-                    )
-                    continue
-                text_hash = doc.metadata["text_hash"]
-                twin = owners.get(text_hash) if file.suffix.lower() != ".jsonl" else None
-                if twin and twin != doc.doc_id:
-                    report.notices.append(
-                        LoadError(str(file), f'same text as "{twin}"; not indexed twice')
-                    )
-                    twins[twin] = text_hash
-                    continue
-                kept.append(doc.doc_id)
-                if file.suffix.lower() != ".jsonl":
-                    owners[text_hash] = doc.doc_id
-                if old and old["hash"] == doc.metadata["hash"]:
-                    continue
-                (report.updated if old else report.added).append(doc.doc_id)
-                to_embed.append(doc)
-            gone = [d for d in (entry or {}).get("doc_ids", []) if d not in kept]
-            if loaded.errors:  # a rejected line may have held one of them: keep those
-                kept += [d for d in gone if d in index.documents]
-                gone = []
-            report.removed += index.remove_documents(gone)
-            index.files[origin] = {**_stat(file), "sha": data_hash, "doc_ids": kept,
-                                   "root": str(root.resolve())}
-            if twins:
-                index.files[origin]["twins"] = twins
-        if to_embed:
-            report.passages_embedded = index.add_documents(to_embed, self.embedder, show_progress)
-
-    def _read_changed(
-        self, found: list[tuple[Path, Path]], report: SyncReport, show_progress: bool
-    ) -> list[tuple[Path, Path, str, dict | None, LoadResult]]:
-        """Load the files that differ from what is indexed: (file, root, content hash, the
-        file's entry in the index, what was loaded). A file that loads no document is left out, so
-        a rejected file changes nothing in the index."""
-        changed = []
-        for file, root in _progress(found, show_progress, "reading"):
-            entry = self.index.files.get(str(file.resolve()))
-            if _same_stat(entry, file) and self._twins_intact(entry):
-                report.unchanged += 1
-                continue
-            try:
-                data_hash = content_hash(file.read_bytes())
-            except OSError as exc:
-                report.errors.append(LoadError(str(file), f"cannot be read ({exc})"))
-                continue
-            if entry and entry["sha"] == data_hash and self._twins_intact(entry):
-                entry.update(_stat(file))
-                report.unchanged += 1
-                continue
-            loaded = load_file(file, root)
-            report.errors += loaded.errors
-            report.notices += loaded.notices
-            if loaded.documents:
-                changed.append((file, root, data_hash, entry, loaded))
-        return changed
 
     def _commit(self) -> None:
         with self.store.new_generation() as folder:
@@ -386,28 +251,3 @@ def clean_question(question: str) -> str:
     if not isinstance(question, str) or not question.strip():
         raise BadQuestion("the question is empty; type a question")
     return " ".join(question.split())[:MAX_QUESTION_CHARS]
-
-
-def _stat(file: Path) -> dict:
-    st = file.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
-def _same_stat(entry: dict | None, file: Path) -> bool:
-    if not entry:
-        return False
-    try:
-        return _stat(file) == {"size": entry["size"], "mtime_ns": entry["mtime_ns"]}
-    except OSError:
-        return False
-
-
-def _progress(items: list, show: bool, desc: str) -> Iterable:
-    if not show:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, unit="file")
-
-
-

@@ -1,0 +1,192 @@
+"""Which files changed since they were indexed, and bringing the index in line with them.
+
+Unchanged files (same size and mtime, or same content hash) are not read again and nothing of
+them is re-embedded; a changed file's documents are re-embedded alone; a rejected file changes
+nothing in the index.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llama_index.core.schema import Document
+
+from qa.embed import Embedder
+from qa.index import PassageIndex
+from qa.load import LoadResult, content_hash, load_file
+from qa.schema import LoadError
+
+
+@dataclass
+class SyncReport:
+    """What an index update did."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    passages_embedded: int = 0
+    rebuilt: bool = False
+    errors: list[LoadError] = field(default_factory=list)
+    notices: list[LoadError] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed or self.rebuilt)
+
+
+def indexed_files(files: dict, exclude: set[Path]) -> list[tuple[Path, Path]]:
+    """(file, root) of every file of a manifest's `files` that still exists, so that a
+    rebuild keeps all of them, not only the sources given."""
+    pairs = []
+    for origin, entry in files.items():
+        file = Path(origin)
+        root = Path(entry.get("root") or file.parent)
+        if file in exclude or not file.is_file():
+            continue
+        pairs.append((file, root if file.is_relative_to(root) else file.parent))
+    return pairs
+
+
+def needs_work(
+    index: PassageIndex, found: list[tuple[Path, Path]], sources: list[Path], prune: bool
+) -> bool:
+    """Whether any file is new, changed or gone, without reading any file."""
+    seen = set()
+    for file, _ in found:
+        origin = str(file.resolve())
+        seen.add(origin)
+        entry = index.files.get(origin)
+        if not (_same_stat(entry, file) and twins_intact(index, entry)):
+            return True
+    return prune and any(pruned(index, sources, seen))
+
+
+def twins_intact(index: PassageIndex, entry: dict) -> bool:
+    """The documents a file was found to copy are still indexed with that same text."""
+    documents = index.documents
+    twins = entry.get("twins", {})
+    return all(documents.get(d, {}).get("text_hash") == h for d, h in twins.items())
+
+
+def pruned(index: PassageIndex, sources: list[Path], seen: set[str]) -> list[str]:
+    """Indexed files that were under a source folder and are gone."""
+    folders = [str(s.resolve()) + os.sep for s in sources if s.is_dir()]
+    return [
+        origin
+        for origin in index.files
+        if origin not in seen and any(origin.startswith(f) for f in folders)
+    ]
+
+
+def apply_changes(
+    index: PassageIndex,
+    found: list[tuple[Path, Path]],
+    prune_sources: list[Path],
+    report: SyncReport,
+    embedder: Embedder,
+    show_progress: bool,
+) -> None:
+    """Bring `index` in line with the files found: prune the gone, load the changed, and
+    embed only the documents whose content changed."""
+    seen = {str(file.resolve()) for file, _ in found}
+    for origin in pruned(index, prune_sources, seen):
+        report.removed += index.remove_documents(index.files.pop(origin)["doc_ids"])
+    changed = _read_changed(index, found, report, show_progress)
+    # a file being re-read cannot be the original that another file copies
+    replaced = {d for *_, entry, _ in changed for d in (entry or {}).get("doc_ids", [])}
+    # (records of a JSONL corpus are its own to name: they are never taken for copies)
+    owners = {e.get("text_hash"): d for d, e in index.documents.items()
+              if d not in replaced and not e.get("origin", "").endswith(".jsonl")}
+    to_embed: list[Document] = []
+    for file, root, data_hash, entry, loaded in changed:
+        origin = str(file.resolve())
+        kept, twins = [], {}
+        for doc in loaded.documents:
+            old = index.documents.get(doc.doc_id)
+            if old and old.get("origin") not in ("", origin):
+                report.errors.append(
+                    LoadError(str(file), f'doc_id "{doc.doc_id}" is already taken by '
+                              f'{old["origin"]}; skipped')
+                )
+                continue
+            text_hash = doc.metadata["text_hash"]
+            twin = owners.get(text_hash) if file.suffix.lower() != ".jsonl" else None
+            if twin and twin != doc.doc_id:
+                report.notices.append(
+                    LoadError(str(file), f'same text as "{twin}"; not indexed twice')
+                )
+                twins[twin] = text_hash
+                continue
+            kept.append(doc.doc_id)
+            if file.suffix.lower() != ".jsonl":
+                owners[text_hash] = doc.doc_id
+            if old and old["hash"] == doc.metadata["hash"]:
+                continue
+            (report.updated if old else report.added).append(doc.doc_id)
+            to_embed.append(doc)
+        gone = [d for d in (entry or {}).get("doc_ids", []) if d not in kept]
+        if loaded.errors:  # a rejected line may have held one of them: keep those
+            kept += [d for d in gone if d in index.documents]
+            gone = []
+        report.removed += index.remove_documents(gone)
+        index.files[origin] = {**_stat(file), "sha": data_hash, "doc_ids": kept,
+                               "root": str(root.resolve())}
+        if twins:
+            index.files[origin]["twins"] = twins
+    if to_embed:
+        report.passages_embedded = index.add_documents(to_embed, embedder, show_progress)
+
+
+def _read_changed(
+    index: PassageIndex, found: list[tuple[Path, Path]], report: SyncReport, show_progress: bool
+) -> list[tuple[Path, Path, str, dict | None, LoadResult]]:
+    """Load the files that differ from what is indexed: (file, root, content hash, the
+    file's entry in the index, what was loaded). A file that loads no document is left out, so
+    a rejected file changes nothing in the index."""
+    changed = []
+    for file, root in _progress(found, show_progress, "reading"):
+        entry = index.files.get(str(file.resolve()))
+        if _same_stat(entry, file) and twins_intact(index, entry):
+            report.unchanged += 1
+            continue
+        try:
+            data_hash = content_hash(file.read_bytes())
+        except OSError as exc:
+            report.errors.append(LoadError(str(file), f"cannot be read ({exc})"))
+            continue
+        if entry and entry["sha"] == data_hash and twins_intact(index, entry):
+            entry.update(_stat(file))
+            report.unchanged += 1
+            continue
+        loaded = load_file(file, root)
+        report.errors += loaded.errors
+        report.notices += loaded.notices
+        if loaded.documents:
+            changed.append((file, root, data_hash, entry, loaded))
+    return changed
+
+
+def _stat(file: Path) -> dict:
+    st = file.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _same_stat(entry: dict | None, file: Path) -> bool:
+    if not entry:
+        return False
+    try:
+        return _stat(file) == {"size": entry["size"], "mtime_ns": entry["mtime_ns"]}
+    except OSError:
+        return False
+
+
+def _progress(items: list, show: bool, desc: str) -> Iterable:
+    if not show:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="file")
