@@ -177,8 +177,10 @@ def bench_cold(index_dir: Path, sources: list[Path], question: str) -> dict:
         subprocess.run([qa, "--help"], check=True, capture_output=True)
         help_runs.append(time.perf_counter() - t)
         t = time.perf_counter()
-        subprocess.run(ask, check=True, capture_output=True)
+        done = subprocess.run(ask, capture_output=True, text=True)
         ask_runs.append(time.perf_counter() - t)
+        if done.returncode != 0:
+            raise SystemExit(f"qa ask failed: {done.stderr.strip()}")
     return {
         "qa_help_s": round(statistics.median(help_runs), 3),
         "cold_qa_ask_s": round(statistics.median(ask_runs), 2),

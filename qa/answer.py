@@ -78,13 +78,10 @@ class Candidate:
     context: float = 0.0
     type_match: float = 0.5
     heading: bool = False  # a title, heading or caption line rather than a sentence
-    cosine: float = 0.0
+    cosine: float = 0.0  # with the searches, weighted as they are
+    support: float = 0.0  # with the search it matches best (a follow-up: alone or joined)
     score: float = 0.0
     vector: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def words(self) -> int:
-        return len(self.text.split())
 
 
 def expected_type(question: str) -> str | None:
@@ -117,7 +114,8 @@ def key_words(question: str) -> list[str]:
     words = _WORD.findall(question)
     return [
         w for i, w in enumerate(words)
-        if any(c.isdigit() for c in w) or (i > 0 and w[:1].isupper()) or (len(w) > 1 and w.isupper())
+        if any(c.isdigit() for c in w) or (i > 0 and w[:1].isupper())
+        or (len(w) > 1 and w.isupper())
     ]
 
 
@@ -156,9 +154,25 @@ def logistic(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
 
 
-def confidence_features(best: Candidate | None, top_passage: float, missing_key: float) -> list[float]:
-    """What the confidence is computed from, in the order of `confidence_weights`."""
-    return [best.score if best else 0.0, top_passage, missing_key]
+def confidence_features(
+    ranked: Sequence[Candidate], top_passage: float, missing_key: float
+) -> list[float]:
+    """What the confidence is computed from, in the order of `confidence_weights`:
+
+    best     the best sentence's score (how well it answers, all evidence together)
+    cosine   its embedding cosine with the question (for a follow-up, with the search it
+             matches best: the question alone or joined to the earlier ones)
+    gap      its score less the median score of the sentences embedded for the question (an
+             answer stands out from its neighbours; on-topic text that does not answer is flat)
+    top      the fused retrieval score of the top passage
+    missing  the IDF-weighted share of the question's names and numbers (capitalised words past
+             the first, words with digits) that occur nowhere in the corpus
+    """
+    if not ranked:
+        return [0.0, 0.0, 0.0, top_passage, missing_key]
+    best = ranked[0]
+    median = float(np.median([c.score for c in ranked]))
+    return [best.score, best.support, best.score - median, top_passage, missing_key]
 
 
 class SentenceVectors:
@@ -169,18 +183,20 @@ class SentenceVectors:
         self.capacity = capacity
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
-    def encode(self, queries: Sequence[str], sentences: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def encode(
+        self, queries: Sequence[str], sentences: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Vectors of the queries (never cached) and of the sentences, in one model call."""
         missing = list(dict.fromkeys(s for s in sentences if s not in self._cache))
-        vectors = self.embedder.encode([*queries, *missing])
+        vectors = self.embedder.encode_queries([*queries, *missing])
         for text, vec in zip(missing, vectors[len(queries):]):
             self._cache[text] = vec
+        dim = self.embedder.settings.dimension
+        found = np.asarray([self._cache[s] for s in sentences]).reshape(-1, dim)
         for text in sentences:
             self._cache.move_to_end(text)
         while len(self._cache) > self.capacity:
             self._cache.popitem(last=False)
-        dim = self.embedder.settings.dimension
-        found = np.asarray([self._cache[s] for s in sentences]).reshape(-1, dim)
         return vectors[: len(queries)], found
 
 
@@ -264,8 +280,7 @@ class Answerer:
         candidates = self.score(focus, queries, passages, avoid)
         missing_key = self.terms.missing_share(key_words(focus))
         top = passages[0].score if passages else 0.0
-        return candidates, confidence_features(candidates[0] if candidates else None, top,
-                                               missing_key)
+        return candidates, confidence_features(candidates, top, missing_key)
 
     def confidence(self, features: Sequence[float]) -> float:
         """The calibrated probability that the best sentence answers the question: a logistic
@@ -350,10 +365,12 @@ class Answerer:
                                                     [c.text for c in found])
         total = sum(q.weight for q in queries) or 1.0
         q_weights = np.asarray([q.weight / total for q in queries], dtype=np.float32)
-        cosines = (sent_vecs @ query_vecs.T) @ q_weights
-        for c, vec, cos in zip(found, sent_vecs, cosines):
+        per_query = sent_vecs @ query_vecs.T
+        for c, vec, cos, support in zip(found, sent_vecs, per_query @ q_weights,
+                                        per_query.max(axis=1, initial=0.0)):
             c.vector = vec
             c.cosine = float(cos)
+            c.support = float(support)
             c.score = sentence_score(c, s)
             if any(c.text in quote for quote in avoid):
                 c.score -= s.quote_margin
@@ -361,12 +378,20 @@ class Answerer:
 
     # ---- writing -----------------------------------------------------------------------
     def choose(self, ranked: list[Candidate]) -> list[Candidate]:
-        """The best sentence, then up to `max_quotes - 1` close runners-up that repeat none."""
+        """The best sentence, then up to `max_quotes - 1` runners-up that repeat none of the
+        chosen: within `quote_margin` of the best, or `neighbour_margin` for a sentence next to
+        a chosen one (it reads as one quote with it, and often holds what the question asks
+        when the best sentence only names the topic)."""
         s = self.settings
-        chosen = [ranked[0]]
+        best = ranked[0]
+        chosen = [best]
         for c in ranked[1:]:
-            if len(chosen) >= s.max_quotes or c.score < ranked[0].score - s.quote_margin:
+            if len(chosen) >= s.max_quotes or c.score < best.score - s.neighbour_margin:
                 break
+            beside = any(o.passage.id == c.passage.id and abs(o.index - c.index) == 1
+                         for o in chosen)
+            if c.score < best.score - (s.neighbour_margin if beside else s.quote_margin):
+                continue
             if all(float(c.vector @ o.vector) < s.duplicate_cosine and c.text != o.text
                    for o in chosen):
                 chosen.append(c)

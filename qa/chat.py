@@ -39,9 +39,23 @@ _OPENER = re.compile(
     r"else)\b", re.IGNORECASE,
 )
 _WORD = re.compile(r"[\w'’-]+")
-# A person's name: two or more capitalised words ("Jens Stoltenberg", "Dmitry Peskov").
+# A person's name: two or more capitalised words ("Jens Stoltenberg", "Dmitry Peskov"), less
+# a title before it, and not a place or a body ("Eastern Europe", "White House").
 _NAME = re.compile(r"\b[A-Z][a-z’'-]+(?:\s+[A-Z][a-z’'-]+)+\b")
+_TITLES = {
+    "President", "Secretary", "General", "Minister", "Foreign", "Prime", "Chancellor",
+    "Spokesman", "Spokeswoman", "Senator", "Governor", "Mr", "Mrs", "Ms", "Dr", "Sir", "King",
+    "Queen", "Pope", "Chief", "Defense", "State", "Kremlin", "Russian", "American", "British",
+}
+_NOT_PERSON = {
+    "Europe", "European", "Eastern", "Western", "Northern", "Southern", "United", "States",
+    "Kingdom", "Union", "Nations", "House", "Department", "Office", "Ministry", "Council",
+    "Committee", "Party", "Army", "Forces", "Force", "Sea", "Ocean", "Republic", "City",
+    "University", "Street", "News", "Times", "Post", "Camp", "Bank", "Company", "Court",
+    "Agency", "Service", "Organization", "Administration",
+}
 _SPEECH = re.compile(r"\b(said|says|told|added|announced|indicated|explained|stated)\b")
+_SPEAKER = re.compile(r"\b([A-Z][a-z’'-]+) (?:said|says|added|told|stated)\b")
 CONTEXT_TURNS = 2  # earlier questions joined to a follow-up
 SEARCH_DEPTH = 20  # passages per search before fusion
 
@@ -79,15 +93,22 @@ def self_containedness(question: str) -> float:
 
 
 def last_person(text: str) -> str | None:
-    """The person a text names: the one next to a speech verb, else the last name in it."""
-    names = [m for m in _NAME.finditer(text) if m.start() == 0 or text[m.start() - 2] not in ".!?"]
-    if not names:
-        return None
-    for m in names:
-        around = text[max(0, m.start() - 12) : m.end() + 12]
-        if _SPEECH.search(around):
-            return m.group(0)
-    return names[-1].group(0)
+    """The person a text names: a full name next to a speech verb, else a surname before one,
+    else the last full name in it."""
+    names = []
+    for m in _NAME.finditer(text):
+        words = m.group(0).split()
+        while words and words[0] in _TITLES:
+            words.pop(0)
+        if len(words) >= 2 and not _NOT_PERSON.intersection(words):
+            names.append((" ".join(words), m))
+    for name, m in names:
+        if _SPEECH.search(text[max(0, m.start() - 12) : m.end() + 12]):
+            return name
+    speaker = _SPEAKER.search(text)  # "..., Stoltenberg said."
+    if speaker and speaker.group(1) not in _TITLES | _NOT_PERSON:
+        return speaker.group(1)
+    return names[-1][0] if names else None
 
 
 def resolve_pronouns(question: str, person: str | None) -> str:
@@ -111,8 +132,10 @@ def resolve(question: str, turns: Sequence[Turn]) -> Resolution:
     if not turns:
         return Resolution(question, question, [WeightedQuery(question, 1.0)])
     last = turns[-1]
-    source = " ".join(c.quote for c in last.answer.citations) if last.answer else ""
-    person = last_person(source) or last_person(last.question)
+    quotes = [c.quote for c in last.answer.citations] if last.answer else []
+    person = next(filter(None, (last_person(q) for q in quotes)), None) or last_person(
+        last.question
+    )
     resolved = resolve_pronouns(question, person)
     alone = self_containedness(resolved)
     if alone >= 1.0:
@@ -162,7 +185,9 @@ def prepare(
     return resolution, passages, avoid
 
 
-def ask(engine: Engine, question: str, history: Sequence[str | Answer] = (), depth: int = 1) -> Answer:
+def ask(
+    engine: Engine, question: str, history: Sequence[str | Answer] = (), depth: int = 1
+) -> Answer:
     """Answer `question` after the earlier turns `history` (oldest first)."""
     resolution, passages, avoid = prepare(engine, question, history, depth)
     return engine.answerer.answer(question, resolution.standalone, resolution.queries, passages,

@@ -60,6 +60,13 @@ class Embedder:
     def encode_query(self, text: str) -> np.ndarray:
         return self._encode([text], self.settings.query_threads, False)[0]
 
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors for the few short texts of one question (queries, sentences), with
+        the query path's thread count."""
+        if not texts:
+            return np.zeros((0, self.settings.dimension), dtype=np.float32)
+        return self._encode(list(texts), self.settings.query_threads, False)
+
     def _encode(self, texts: list[str], threads: int, show_progress: bool) -> np.ndarray:
         import torch
 

@@ -281,7 +281,7 @@ def evaluate_beir(
         len(dataset.queries),
         columns,
         rows,
-        split,
+        split if dataset.qrels_file.name != "qrels.tsv" else None,  # a lone qrels.tsv: no split
         notes=notes,
         embedded=embedded_counts(systems),
     )

@@ -53,25 +53,29 @@ class AnswerSettings:
     eval/seed.jsonl; run it again after changing retrieval."""
 
     passages: int = 5  # nearest passages returned with every answer
-    scored_passages: int = 3  # passages whose sentences compete to be quoted
-    embedded_sentences: int = 12  # sentences, best by the cheap score, embedded per question
+    scored_passages: int = 5  # passages whose sentences compete to be quoted
+    embedded_sentences: int = 16  # sentences, best by the cheap score, embedded per question
     max_quotes: int = 3
-    quote_margin: float = 0.08  # a second or third quote scores at most this below the best
+    quote_margin: float = 0.05  # a second or third quote scores at most this below the best
+    neighbour_margin: float = 0.15  # the same for a sentence next to a chosen one
     duplicate_cosine: float = 0.9  # sentences this similar to a chosen one are not quoted
-    # sentence score = w_cosine * cosine(question, sentence) + w_lexical * coverage of the
-    # question's terms by the sentence + w_context * the same by the sentence and its
-    # neighbours + w_passage * the passage's fused retrieval score + w_type * answer-type match
+    # sentence score = w_cosine * cosine(question, sentence) + w_lexical * share of the
+    # question's IDF-weighted terms in the sentence + w_context * the same in the sentence and
+    # its neighbours + w_passage * the passage's fused retrieval score + w_type * answer-type
+    # match - heading_penalty for titles and captions (bench/tune_sentences.py; measured: the
+    # sentence's own term share adds nothing once its neighbours' is there)
     w_cosine: float = 0.5
-    w_lexical: float = 0.2
+    w_lexical: float = 0.0
     w_context: float = 0.1
     w_passage: float = 0.2
     w_type: float = 0.05
-    heading_penalty: float = 0.15  # titles, headings and captions are quoted only when alone
-    # confidence = logistic(bias + weights . (best sentence score, top passage score,
-    # share of key terms the corpus lacks)), fitted on ClapNQ
-    confidence_bias: float = -6.0
-    confidence_weights: tuple[float, ...] = (10.0, 4.0, -6.0)
-    threshold: float = 0.5  # below this confidence the answer declines
+    heading_penalty: float = 0.1
+    # confidence = logistic(bias + weights . answer.confidence_features: best sentence score,
+    # its cosine, its lead over the median sentence, top passage score, share of the question's
+    # names and numbers missing from the corpus); fitted by bench/calibrate_abstention.py
+    confidence_bias: float = -3.64
+    confidence_weights: tuple[float, ...] = (1.16, 9.21, 4.84, -5.10, -0.71)
+    threshold: float = 0.50  # below this confidence the answer declines
     sentence_cache: int = 50_000  # sentence vectors kept in memory
 
 

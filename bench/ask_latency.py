@@ -1,0 +1,58 @@
+"""Time `Engine.ask` on the seed corpus: every question of eval/seed.jsonl and every turn of
+eval/seed_chats.jsonl, after one warm-up question (the model loaded).
+
+The first pass embeds sentences it has not seen (the sentence vectors are cached by text);
+the second pass is the warm path. Prints p50 / p90 / max in milliseconds for both.
+
+    python bench/ask_latency.py [--index DIR] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from qa import Engine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def questions() -> list[tuple[str, list[str]]]:
+    out = []
+    for name in ("seed.jsonl", "seed_chats.jsonl"):
+        for line in (ROOT / "eval" / name).read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                out.append((row["question"], row.get("history", [])))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", type=Path, help="index of seeds/ (default: a temp dir)")
+    parser.add_argument("--repeat", type=int, default=2, help="passes over the questions")
+    args = parser.parse_args()
+    index = args.index or Path(tempfile.mkdtemp(prefix="seed-index-"))
+    engine = Engine.open(sources=[ROOT / "seeds"], index_dir=index)
+    engine.ask("warm-up: what is this about?")
+    items = questions()
+    for n in range(1, args.repeat + 1):
+        for label, subset in (("single", [q for q in items if not q[1]]),
+                              ("follow-up", [q for q in items if q[1]])):
+            times = []
+            for question, history in subset:
+                start = time.perf_counter()
+                engine.ask(question, history=history)
+                times.append((time.perf_counter() - start) * 1000)
+            t = np.array(times)
+            print(f"pass {n}, {label} ({len(t)} questions): p50 {np.percentile(t, 50):.1f} ms, "
+                  f"p90 {np.percentile(t, 90):.1f} ms, max {t.max():.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Calibrate when an answer declines: fit the confidence and choose its threshold.
+
+For every question of ClapNQ (300 answerable, 300 not; passages indexed once into
+/work/cache/clapnq-index) and of the seed sets (eval/seed.jsonl, eval/seed_chats.jsonl), the
+answer step's confidence features are computed (answer.confidence_features: the best sentence's
+score, the top passage's fused score, the share of the question's names and numbers that the
+corpus lacks). A logistic regression on both sets (each set weighted equally) gives the
+confidence; a sweep of thresholds prints, on each set, the precision and recall of declining
+and the share of answerable questions answered. The chosen threshold answers >= 90% of ClapNQ's
+answerable questions and, within that, is best on the mean of ClapNQ's decline recall and the
+seed sets' decline recall and answer rate.
+
+    python bench/calibrate_abstention.py [--seed-index DIR] [--clapnq-index DIR]
+
+Run it again after changing retrieval or the sentence score; copy the printed values into
+AnswerSettings (qa/settings.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from answer_data import (
+    CLAPNQ_INDEX,
+    ROOT,
+    Evidence,
+    gather,
+    open_clapnq,
+    open_seeds,
+    read_clapnq,
+    read_question_set,
+)
+
+from qa.answer import logistic
+from qa.settings import AnswerSettings
+
+MIN_ANSWERED = 0.90  # ClapNQ's answerable questions that must be answered
+
+
+def rates(evidence: list[Evidence], confidence: np.ndarray, threshold: float) -> dict[str, float]:
+    """Precision and recall of declining, and the share of answerable questions answered
+    (and answered with a right best sentence)."""
+    answerable = np.array([ev.question.answerable for ev in evidence])
+    declined = confidence < threshold
+    right = np.array([
+        bool(ev.candidates) and ev.question.right(ev.candidates[0].text,
+                                                  ev.candidates[0].passage.doc_id)
+        for ev in evidence
+    ])
+    n_declined = max(int(declined.sum()), 1)
+    return {
+        "decline_precision": float((declined & ~answerable).sum() / n_declined),
+        "decline_recall": float((declined & ~answerable).sum() / max((~answerable).sum(), 1)),
+        "answered": float((~declined & answerable).sum() / max(answerable.sum(), 1)),
+        "answered_right": float((~declined & answerable & right).sum() / max(answerable.sum(), 1)),
+    }
+
+
+def confidences(evidence: list[Evidence], bias: float, weights: np.ndarray) -> np.ndarray:
+    return np.array([logistic(bias + float(np.dot(weights, ev.features))) for ev in evidence])
+
+
+def fit(sets: dict[str, list[Evidence]]) -> tuple[float, np.ndarray]:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y, w = [], [], []
+    for evidence in sets.values():
+        for ev in evidence:
+            x.append(ev.features)
+            y.append(ev.question.answerable)
+            w.append(1.0 / len(evidence))
+    model = LogisticRegression(C=10.0, max_iter=1000).fit(x, y, sample_weight=np.array(w) * len(w))
+    return float(model.intercept_[0]), model.coef_[0]
+
+
+def report(name: str, sets: dict[str, list[Evidence]], bias: float, weights: np.ndarray,
+           thresholds: np.ndarray) -> list[tuple[float, dict[str, dict[str, float]]]]:
+    print(f"\n{name}: bias {bias:.3f}, weights {np.round(weights, 3).tolist()}")
+    print("threshold | " + " | ".join(f"{s}: decline P / R, answered (right)" for s in sets))
+    rows = []
+    conf = {s: confidences(ev, bias, weights) for s, ev in sets.items()}
+    for t in thresholds:
+        r = {s: rates(ev, conf[s], t) for s, ev in sets.items()}
+        rows.append((float(t), r))
+        print(f"  {t:.2f}    | " + " | ".join(
+            f"{v['decline_precision']:.3f} / {v['decline_recall']:.3f}, {v['answered']:.3f} "
+            f"({v['answered_right']:.3f})" for v in r.values()))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed-index", type=Path, help="index of seeds/ (default: a temp dir)")
+    parser.add_argument("--clapnq-index", type=Path, default=CLAPNQ_INDEX)
+    args = parser.parse_args()
+    seed_index = args.seed_index or Path(tempfile.mkdtemp(prefix="seed-index-"))
+
+    seed_questions = [*read_question_set(ROOT / "eval" / "seed.jsonl"),
+                      *read_question_set(ROOT / "eval" / "seed_chats.jsonl")]
+    sets = {
+        "clapnq": gather(open_clapnq(args.clapnq_index), read_clapnq()),
+        "seed": gather(open_seeds(seed_index), seed_questions),
+    }
+    thresholds = np.round(np.arange(0.05, 0.96, 0.025), 3)
+    current = AnswerSettings()
+    report("current settings", sets, current.confidence_bias,
+           np.array(current.confidence_weights), np.array([current.threshold]))
+
+    bias, weights = fit(sets)
+    rows = report("fitted", sets, bias, weights, thresholds)
+    ok = [(t, r) for t, r in rows if r["clapnq"]["answered"] >= MIN_ANSWERED]
+    if not ok:
+        print("\nno threshold answers enough of ClapNQ")
+        return
+    t, r = max(ok, key=lambda row: (row[1]["clapnq"]["decline_recall"]
+                                    + row[1]["seed"]["decline_recall"]
+                                    + row[1]["seed"]["answered"], row[0]))
+    print(f"\nchosen threshold {t:.2f}: ClapNQ decline precision "
+          f"{r['clapnq']['decline_precision']:.3f}, recall {r['clapnq']['decline_recall']:.3f}, "
+          f"answered {r['clapnq']['answered']:.3f}; seed decline recall "
+          f"{r['seed']['decline_recall']:.3f}, answered {r['seed']['answered']:.3f}")
+    print(f"AnswerSettings: confidence_bias={bias:.2f}, confidence_weights="
+          f"({', '.join(f'{w:.2f}' for w in weights)}), threshold={t:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Answers over the seed article: quoted verbatim, cited exactly, or declined."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, SEEDS
+
+from qa.answer import DECLINE_TEXT
+from qa.errors import BadQuestion
+
+ANSWERABLE = [
+    ("When did the State Department reduce the embassy staff?", "Sunday"),
+    ("How many troops has Russia deployed to the region?", "127,000"),
+    ("At what time will Biden talk to European leaders?", "3 p.m. ET"),
+    ("From which countries does Russia want NATO to pull its forces?", "Romania and Bulgaria"),
+]
+OFF_CORPUS = ["What is the recipe for borscht?", "Who won the 2022 World Cup?"]
+ON_TOPIC_UNANSWERED = ["What did Germany say?", "What did Emmanuel Macron propose?"]
+
+
+def check_citations(engine, answer) -> None:
+    """Every quote is the document's text at its offsets; markers and citations agree."""
+    markers = [int(n) for n in re.findall(r"\[(\d+)\]", answer.text)]
+    assert sorted(markers) == [c.n for c in answer.citations]
+    assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+    for c in answer.citations:
+        doc = engine.document_text(c.passage.doc_id)
+        assert doc[c.quote_start : c.quote_end] == c.quote
+        assert c.passage.start <= c.quote_start < c.quote_end <= c.passage.end
+    # No words of ours: the text is the quotes (whitespace folded) and their markers.
+    expected = " ".join(f"{' '.join(c.quote.split())} [{c.n}]" for c in answer.citations)
+    assert answer.text == expected
+
+
+@pytest.mark.parametrize("question,phrase", ANSWERABLE)
+def test_answer_quotes_the_sentence_that_answers(seed_engine, question, phrase):
+    answer = seed_engine.ask(question)
+    assert answer.answered, answer.confidence
+    assert 1 <= len(answer.citations) <= 3
+    check_citations(seed_engine, answer)
+    assert phrase.lower() in " ".join(c.quote for c in answer.citations).lower()
+    assert answer.question == question and answer.standalone_question == question
+
+
+def test_quotes_are_not_near_duplicates(seed_engine):
+    answer = seed_engine.ask("What did the Kremlin spokesman say about the tensions?")
+    quotes = [c.quote for c in answer.citations]
+    assert len(set(quotes)) == len(quotes)
+    assert not any(a in b for a in quotes for b in quotes if a is not b)
+
+
+@pytest.mark.parametrize("question", OFF_CORPUS + ON_TOPIC_UNANSWERED)
+def test_unanswered_questions_are_declined_with_nearest_passages(seed_engine, question):
+    answer = seed_engine.ask(question)
+    assert not answer.answered, answer.confidence
+    assert answer.text == DECLINE_TEXT
+    assert answer.citations == []
+    assert answer.passages, "the nearest passages are still returned"
+    doc = seed_engine.document_text(answer.passages[0].doc_id)
+    assert all(doc[p.start : p.end] == p.text for p in answer.passages)
+
+
+def test_confidence_is_a_probability_that_orders_answers(seed_engine):
+    sure = seed_engine.ask("When did the State Department reduce the embassy staff?")
+    unsure = seed_engine.ask("What did Germany say?")
+    assert 0.0 <= unsure.confidence < sure.confidence <= 1.0
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t "])
+def test_empty_question_is_a_clear_error(seed_engine, question):
+    with pytest.raises(BadQuestion, match="empty"):
+        seed_engine.ask(question)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["???", "!!! ... ,,,", "a" * 5000, "Что сказала Россия о НАТО?", "¿Qué dijo Rusia?", "🙂",
+     "what what what what", "NATO " * 400],
+)
+def test_odd_questions_get_an_answer_or_a_decline(seed_engine, question):
+    answer = seed_engine.ask(question)
+    if answer.answered:
+        check_citations(seed_engine, answer)
+    else:
+        assert answer.text == DECLINE_TEXT
+
+
+def test_answer_serializes_to_json(seed_engine):
+    answer = seed_engine.ask("Who is the Kremlin spokesman?")
+    data = json.loads(json.dumps(answer.to_dict()))
+    assert data["answered"] is True
+    assert data["citations"][0]["passage"]["doc_id"] == answer.citations[0].passage.doc_id
+
+
+def run_qa(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "qa.cli", *args], input=stdin, capture_output=True, text=True,
+        cwd=ROOT, timeout=300,
+    )
+
+
+def test_qa_ask_prints_answer_with_numbered_citations(seed_index_dir):
+    common = ["--index", str(seed_index_dir), "--source", str(SEEDS)]
+    done = run_qa("ask", "When did the State Department reduce the embassy staff?", *common)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "Sunday" in lines[0] and re.search(r"\[1\]$|\[1\] ", lines[0])
+    assert lines[1].startswith("[1] 000_56b9276ed6e05626.txt (chars ")
+    assert "Sunday" in lines[2]
+
+    done = run_qa("ask", "What did Germany say?", "--json", *common)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["answered"] is False and data["citations"] == [] and data["passages"]
+
+    done = run_qa("ask", "   ", *common)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "qa: the question is empty; type a question"

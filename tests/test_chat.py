@@ -1,0 +1,117 @@
+"""Follow-up questions resolved against the earlier turns, in Python and in `qa chat`."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, SEEDS
+
+from qa.answer import DECLINE_TEXT
+from qa.chat import resolve, resolve_pronouns, self_containedness
+
+
+def quoted(answer) -> str:
+    return " ".join(c.quote for c in answer.citations).lower()
+
+
+def test_self_containedness_falls_for_follow_ups():
+    assert self_containedness("What did Russia demand?") == 1.0
+    assert self_containedness("How did the US respond to them?") < 1.0
+    assert self_containedness("Why?") < self_containedness("How did the US respond to them?")
+
+
+def test_pronouns_resolve_to_the_person_of_the_last_answer():
+    assert resolve_pronouns("What did he say?", "Jens Stoltenberg") == (
+        "What did Jens Stoltenberg say?"
+    )
+    assert resolve("What did Russia demand?", []).standalone == "What did Russia demand?"
+
+
+def test_follow_up_with_a_pronoun_for_a_person(seed_engine):
+    answer = seed_engine.ask("What did he say?", history=["Who leads NATO?"])
+    assert answer.standalone_question == "What did Stoltenberg say?"
+    assert any("Stoltenberg said" in p.text for p in answer.passages[:2])
+
+
+def test_follow_up_with_a_pronoun_for_a_thing(seed_engine):
+    answer = seed_engine.ask("How did the US respond to them?", history=["What did Russia demand?"])
+    assert "Russia demand" in answer.standalone_question
+    assert answer.answered
+    assert "impossible" in quoted(answer) or "in writing" in quoted(answer)
+
+
+def test_bare_why_follows_the_earlier_question(seed_engine):
+    answer = seed_engine.ask(
+        "Why?", history=["What did the State Department do to the embassy in Kyiv?"]
+    )
+    assert answer.answered
+    assert "abundance of caution" in quoted(answer) or "severely affected" in quoted(answer)
+
+
+def test_history_of_answers_equals_history_of_questions(seed_engine):
+    first = seed_engine.ask("Who is the Kremlin spokesman?")
+    by_answer = seed_engine.ask("What did he call the information?", history=[first])
+    by_text = seed_engine.ask("What did he call the information?",
+                              history=["Who is the Kremlin spokesman?"])
+    assert by_answer.standalone_question == by_text.standalone_question
+    assert [c.quote for c in by_answer.citations] == [c.quote for c in by_text.citations]
+
+
+def test_follow_up_quotes_are_exact(seed_engine):
+    answer = seed_engine.ask("When did he say it?", history=["Who leads NATO?", "What did he say?"])
+    for c in answer.citations:
+        assert seed_engine.document_text(c.passage.doc_id)[c.quote_start : c.quote_end] == c.quote
+
+
+def test_unanswerable_follow_up_is_declined(seed_engine):
+    answer = seed_engine.ask("How did Germany react to them?", history=["What did Russia demand?"])
+    assert not answer.answered
+    assert answer.text == DECLINE_TEXT
+    assert answer.passages
+
+
+def test_self_contained_question_ignores_history(seed_engine):
+    alone = seed_engine.ask("When did the State Department reduce the embassy staff?")
+    after = seed_engine.ask("When did the State Department reduce the embassy staff?",
+                            history=["Who leads NATO?"])
+    assert after.standalone_question == alone.standalone_question
+    assert [c.quote for c in after.citations] == [c.quote for c in alone.citations]
+
+
+@pytest.mark.parametrize("history", [["", "  "], ["???"]])
+def test_odd_history_is_tolerated(seed_engine, history):
+    answer = seed_engine.ask("Who is the Kremlin spokesman?", history=history)
+    assert answer.answered
+
+
+def test_qa_chat_keeps_history_until_reset(seed_index_dir):
+    stdin = "Who leads NATO?\nWhat did he say?\n\n/reset\nWhat did he say?\n/quit\nNever read\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "qa.cli", "chat", "--index", str(seed_index_dir),
+         "--source", str(SEEDS)],
+        input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    turns = out.split("\n\n")
+    assert "Stoltenberg" in turns[0]
+    assert re.search(r"^\[1\] 000_56b9276ed6e05626\.txt \(chars \d+-\d+\)$", turns[0], re.M)
+    assert "(searched: What did Stoltenberg say?)" in turns[1]
+    assert "(conversation reset)" in out
+    after_reset = out.split("(conversation reset)")[1]
+    assert "searched: What did Stoltenberg say?" not in after_reset
+    assert "Never read" not in out
+
+
+def test_qa_chat_ends_at_end_of_input(seed_index_dir):
+    done = subprocess.run(
+        [sys.executable, "-m", "qa.cli", "chat", "--index", str(seed_index_dir),
+         "--source", str(SEEDS)],
+        input="What did Germany say?\n", capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert DECLINE_TEXT in done.stdout
+    assert "Closest passages:" in done.stdout
