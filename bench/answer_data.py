@@ -22,7 +22,7 @@ from qa.schema import Answer, Passage
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAPNQ = ROOT.parent / "shared" / "bench" / "clapnq"
-CLAPNQ_INDEX = Path("/work/cache/clapnq-index")
+CLAPNQ_INDEX = ROOT / ".cache" / "bench" / "clapnq-index"  # built on first use
 _TOKEN = re.compile(r"\w+")
 _STOP = {"the", "a", "an", "of", "in", "on", "and", "or", "to", "is", "was", "are", "were", "by",
          "for", "as", "at", "with", "that", "this", "it", "its", "from", "be", "has", "have"}
