@@ -99,6 +99,7 @@ def bench_retrieve(index_dir: Path, sources: list[Path], questions: list[str]) -
     from llama_index.core.retrievers import QueryFusionRetriever
     from llama_index.core.schema import TextNode
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+    from llama_index.retrievers.bm25 import BM25Retriever
 
     from qa import Engine
     from qa.embed import model_path
@@ -122,15 +123,15 @@ def bench_retrieve(index_dir: Path, sources: list[Path], questions: list[str]) -
         nodes.append(TextNode(id_=pid, text=node.text, embedding=vec.tolist()))
     embed = HuggingFaceEmbedding(model_name=str(model_path()), device="cpu")
     vindex = VectorStoreIndex(nodes, embed_model=embed)
+    bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=5)
     fusion = QueryFusionRetriever(
-        [vindex.as_retriever(similarity_top_k=5), index.bm25],
+        [vindex.as_retriever(similarity_top_k=5), bm25],
         similarity_top_k=5,
         num_queries=1,
         mode="reciprocal_rerank",
         use_async=False,
         llm=MockLLM(),  # only used to write extra queries, which num_queries=1 turns off
     )
-    index.bm25.similarity_top_k = 5
     for q in questions[:5]:
         fusion.retrieve(q)
     theirs = [t for q in questions for t in timed(lambda q=q: fusion.retrieve(q), 1)]

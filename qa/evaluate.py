@@ -194,7 +194,7 @@ def evaluate_questions(
     systems = engine_systems(engine, baselines)
     if baselines:
         docs = engine_documents(engine)
-        cache = CACHE_ROOT / f"{Path(path).stem}-{corpus_fingerprint(docs)}"
+        cache = CACHE_ROOT / f"documents-{corpus_fingerprint(docs)}"  # keyed by the corpus alone
         systems.append(llamaindex_system(docs, cache, progress))
     searched = [o.searched for o in outcomes]
     rows: dict[str, dict[str, float | None]] = {}
@@ -271,9 +271,12 @@ def evaluate_beir(
             )
     if with_answers:
         rows[QA].update(beir_answers(engine, dataset, progress))
+        marked = [r["answerable"] for r in dataset.records.values() if "answerable" in r]
         notes.append(
-            "answered, cites_relevant: share of the answerable queries; abstention: "
-            "over all queries, those marked answerable: false should be declined"
+            f"qa answered all {len(marked)} queries: answered and cites_relevant (a citation in "
+            f"a judged document) are shares of the {sum(map(bool, marked))} answerable ones; "
+            f"abstention counts declines of the {len(marked) - sum(map(bool, marked))} marked "
+            "answerable: false"
         )
     return EvalReport(
         "beir",
