@@ -1,0 +1,134 @@
+"""What a question asks for, and which of its terms a text holds (for scoring sentences).
+
+The question's terms are weighted by the corpus's BM25 IDF; a term the corpus lacks counts with
+the largest IDF, so it lowers every sentence alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from qa.retrieve import LexicalScorer, bm25_idf
+
+
+class Query(Protocol):
+    text: str
+    weight: float
+
+
+# Words that frame a question rather than say what it is about (besides NLTK's stopwords).
+_FRAMING = {
+    "say", "said", "tell", "told", "describe", "explain", "mention", "mentioned", "according",
+    "article", "document", "documents", "text", "report", "reported", "happen", "happened",
+    "anything", "something", "thing", "things", "much", "many", "kind", "type", "also",
+}
+_WORD = re.compile(r"[\w'’-]+")
+_NUMBER_WORDS = (
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+    r"hundred|hundreds|thousand|thousands|million|millions|billion|dozen|dozens|half|several"
+)
+_MONTHS = (
+    r"january|february|march|april|may|june|july|august|september|october|november|december|"
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today|tomorrow|week|"
+    r"month|year|century|decade"
+)
+_HAS_NUMBER = re.compile(rf"\d|\b({_NUMBER_WORDS})\b", re.IGNORECASE)
+_HAS_DATE = re.compile(rf"\b(1\d{{3}}|20\d{{2}}|{_MONTHS})s?\b", re.IGNORECASE)
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w’'-]*")
+
+
+
+def expected_type(question: str) -> str | None:
+    """What the question word asks for: "number", "date", "name" or None."""
+    q = question.lower()
+    if re.search(r"\bhow (many|much|long|old|far|big|large|tall|often)\b|\bwhat (number|"
+                 r"percentage|amount)\b", q):
+        return "number"
+    if re.search(r"\bwhen\b|\bwhat (year|date|day|time)\b|\bwhich (year|day)\b", q):
+        return "date"
+    if re.search(r"\b(who|whom|whose|where)\b", q):
+        return "name"
+    return None
+
+
+def type_match(kind: str | None, sentence: str, question_words: set[str]) -> float:
+    """1 if the sentence holds the kind of thing asked for, 0 if not, 0.5 when none is asked."""
+    if kind is None:
+        return 0.5
+    if kind == "number":
+        return float(bool(_HAS_NUMBER.search(sentence)))
+    if kind == "date":
+        return float(bool(_HAS_DATE.search(sentence)))
+    names = {m.group(0).lower() for m in _NAME.finditer(sentence)}
+    return float(bool(names - question_words))
+
+
+def lower_words(text: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(text)}
+
+
+def key_words(question: str) -> list[str]:
+    """Names and numbers of the question: capitalised words past the first, words with digits."""
+    words = _WORD.findall(question)
+    return [
+        w for i, w in enumerate(words)
+        if any(c.isdigit() for c in w) or (i > 0 and w[:1].isupper())
+        or (len(w) > 1 and w.isupper())
+    ]
+
+
+class Terms:
+    """The question's terms, weighted by the corpus's BM25 IDF, and their share in a text."""
+
+    def __init__(self, lexical: LexicalScorer) -> None:
+        from llama_index.core.utils import globals_helper
+
+        self.lexical = lexical
+        self.stopwords = sorted(set(globals_helper.stopwords) | _FRAMING)
+        bm25 = lexical.bm25
+        self.vocab: dict[str, int] = bm25.vocab_dict if bm25 is not None else {}
+        self.n_docs = lexical.n_docs if bm25 is not None else 0
+
+    def tokenize(self, texts: Sequence[str]) -> list[set[str]]:
+        if not texts:
+            return []
+        import bm25s
+
+        tokens = bm25s.tokenize(
+            list(texts),
+            stemmer=getattr(self.lexical, "stemmer", None),
+            token_pattern=getattr(self.lexical, "token_pattern", r"(?u)\b\w\w+\b"),
+            stopwords=self.stopwords,
+            return_ids=False,
+            show_progress=False,
+        )
+        return [set(t) for t in tokens]
+
+    def idf(self, token: str) -> float:
+        df = self.lexical.doc_freq[self.vocab[token]] if token in self.vocab else 0.0
+        return float(bm25_idf(np.asarray(df), max(self.n_docs, 1)))
+
+    def weights(self, queries: Sequence[Query]) -> dict[str, float]:
+        """term -> IDF times the largest weight of a query holding it."""
+        out: dict[str, float] = {}
+        for query, tokens in zip(queries, self.tokenize([q.text for q in queries])):
+            for t in tokens:
+                out[t] = max(out.get(t, 0.0), query.weight * self.idf(t))
+        return out
+
+    def missing_share(self, words: Sequence[str]) -> float:
+        """IDF-weighted share of the given words that occur nowhere in the corpus."""
+        tokens = set().union(*self.tokenize(words)) if words else set()
+        if not tokens:
+            return 0.0
+        total = sum(self.idf(t) for t in tokens)
+        return sum(self.idf(t) for t in tokens if t not in self.vocab) / total
+
+
+def coverage(weights: dict[str, float], tokens: set[str]) -> float:
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
