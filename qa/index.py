@@ -28,22 +28,16 @@ from qa.store import MANIFEST
 
 
 class PassageVectorStore(FaissMapVectorStore):
-    """LlamaIndex's FAISS map store, with batched adds and ids that are never reused.
+    """LlamaIndex's FAISS map store, with batched adds and ids that never collide.
 
     The stock `add` numbers vectors by `ntotal`, which repeats an id still in use once a
     vector was deleted, and it adds one vector per FAISS call.
     """
 
     def add(self, nodes: list, **add_kwargs: Any) -> list[str]:
-        if not nodes:
-            return []
-        first = max(self._faiss_id_to_node_id_map, default=-1) + 1
-        ids = np.arange(first, first + len(nodes), dtype=np.int64)
-        vectors = np.asarray([n.get_embedding() for n in nodes], dtype=np.float32)
-        self._faiss_index.add_with_ids(vectors, ids)
-        for faiss_id, node in zip(ids.tolist(), nodes):
-            self._node_id_to_faiss_id_map[node.id_] = faiss_id
-            self._faiss_id_to_node_id_map[faiss_id] = node.id_
+        if nodes:
+            vectors = np.asarray([n.get_embedding() for n in nodes], dtype=np.float32)
+            self.add_vectors([n.id_ for n in nodes], vectors)
         return [n.id_ for n in nodes]
 
     def add_vectors(self, node_ids: list[str], vectors: np.ndarray) -> None:
