@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from qa.errors import QAError
 from qa.metrics import AtK, mean, ndcg_at_k
+from qa.progress import progress_bar
 
 NDCG_K = 10
 DEPTH = 100  # documents ranked per query: enough for recall@100
@@ -188,7 +188,7 @@ def evaluate_documents(
     per_metric: dict[str, list[float]] = {}
     rankings: dict[str, list[str]] = {}
     short = 0
-    for query_id, text in _progress(list(dataset.queries.items()), progress):
+    for query_id, text in progress_bar(list(dataset.queries.items()), progress, "query"):
         result = evaluator.evaluate(query=text, expected_ids=dataset.relevant(query_id))
         ranked = result.retrieved_ids
         rankings[query_id] = ranked
@@ -200,11 +200,3 @@ def evaluate_documents(
     order = [f"ndcg@{NDCG_K}", "recall@10", f"recall@{DEPTH}", "mrr@10"]
     metrics = {name: mean(per_metric.get(name, [])) for name in order}
     return DocumentRun(metrics, rankings, short)
-
-
-def _progress(items: Sequence, desc: str | None) -> Sequence:
-    if desc is None:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, unit="query", disable=None, leave=False)

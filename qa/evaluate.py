@@ -30,6 +30,7 @@ from qa.baselines import (
 from qa.beir import BeirDataset, evaluate_documents, load_beir, passage_depth
 from qa.errors import QAError
 from qa.metrics import abstention, contains_any, hit_at_k, mean, mrr_at_k, percentile
+from qa.progress import progress_bar
 
 if TYPE_CHECKING:
     from qa.engine import Engine
@@ -128,7 +129,7 @@ class Outcome:
 def ask_all(engine: Engine, questions: Sequence[Question], progress: bool) -> list[Outcome]:
     """Ask every question after its history and judge the answer."""
     outcomes = []
-    for q in _progress(questions, "asking" if progress else None):
+    for q in progress_bar(questions, "asking" if progress else None, "question"):
         t = time.perf_counter()
         answer = engine.ask(q.question, history=q.history)
         latency = (time.perf_counter() - t) * 1000
@@ -171,7 +172,7 @@ def baseline_hits(
     its retrieval latency."""
     retriever = system.retriever(5)
     rankings, latency = [], []
-    for query in _progress(queries, system.name if progress else None):
+    for query in progress_bar(queries, system.name if progress else None, "question"):
         t = time.perf_counter()
         nodes = retriever.retrieve(query)
         latency.append((time.perf_counter() - t) * 1000)
@@ -335,11 +336,3 @@ def _strings(value: object) -> list[str]:
     if not isinstance(value, list):
         raise TypeError("expected a list of strings")
     return [str(v) for v in value]
-
-
-def _progress(items: Sequence, desc: str | None) -> Sequence:
-    if desc is None:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, unit="question", disable=None, leave=False)

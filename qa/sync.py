@@ -8,7 +8,6 @@ nothing in the index.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from llama_index.core.schema import Document
 from qa.embed import Embedder
 from qa.index import PassageIndex
 from qa.load import LoadResult, content_hash, load_file
+from qa.progress import progress_bar
 from qa.schema import LoadError
 
 
@@ -148,7 +148,7 @@ def _read_changed(
     file's entry in the index, what was loaded). A file that loads no document is left out, so
     a rejected file changes nothing in the index."""
     changed = []
-    for file, root in _progress(found, show_progress, "reading"):
+    for file, root in progress_bar(found, "reading" if show_progress else None, "file"):
         entry = index.files.get(str(file.resolve()))
         if _same_stat(entry, file) and twins_intact(index, entry):
             report.unchanged += 1
@@ -182,11 +182,3 @@ def _same_stat(entry: dict | None, file: Path) -> bool:
         return _stat(file) == {"size": entry["size"], "mtime_ns": entry["mtime_ns"]}
     except OSError:
         return False
-
-
-def _progress(items: list, show: bool, desc: str) -> Iterable:
-    if not show:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, unit="file")
