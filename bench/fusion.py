@@ -73,7 +73,8 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/bench/scifact")
     parser.add_argument("--split", default="train")
     parser.add_argument("--index", default=".cache/bench/scifact-index")
-    parser.add_argument("--bm25-title", action="store_true", help="BM25 over title + text")
+    parser.add_argument("--bm25-title", action="store_true",
+                        help="BM25 over title + text instead of the index's BM25 (text only)")
     args = parser.parse_args()
     data = Path(args.data)
     engine = Engine.open(sources=[data / "corpus.jsonl"], index_dir=args.index, show_progress=True)
