@@ -57,6 +57,7 @@ class Candidate:
     text: str
     lexical: float = 0.0
     context: float = 0.0
+    context_known: float = 0.0  # `context` over the terms the corpus holds (and key words)
     type_match: float = 0.5
     heading: bool = False  # a title, heading or caption line rather than a sentence
     cosine: float = 0.0  # with the searches, weighted as they are
@@ -102,25 +103,25 @@ def logistic(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
 
 
-def confidence_features(
-    ranked: Sequence[Candidate], top_passage: float, missing_key: float
-) -> list[float]:
-    """What the confidence is computed from, in the order of `confidence_weights`:
+def confidence_features(ranked: Sequence[Candidate]) -> list[float]:
+    """What the confidence is computed from, in the order of `confidence_weights`. Each means
+    the same in a corpus of one article and of a million passages; retrieval scores do not (a
+    paraphrase's own words, absent from the corpus, lower BM25 coverage everywhere), so they are
+    left out:
 
-    best     the best sentence's score (how well it answers, all evidence together)
-    cosine   its embedding cosine with the question (for a follow-up, with the search it
-             matches best: the question alone or joined to the earlier ones)
+    cosine   the best sentence's embedding cosine with the question (for a follow-up, with the
+             search it matches best: the question alone or joined to the earlier ones)
     gap      its score less the median score of the sentences embedded for the question (an
              answer stands out from its neighbours; on-topic text that does not answer is flat)
-    top      the fused retrieval score of the top passage
-    missing  the IDF-weighted share of the question's names and numbers (capitalised words past
-             the first, words with digits) that occur nowhere in the corpus
+    terms    the IDF-weighted share of the question's terms in it and its neighbouring
+             sentences, over the terms the corpus holds and the question's names and numbers
+             (so "What did Germany say?" scores low where Germany is never named)
     """
     if not ranked:
-        return [0.0, 0.0, 0.0, top_passage, missing_key]
+        return [0.0, 0.0, 0.0]
     best = ranked[0]
     median = float(np.median([c.score for c in ranked]))
-    return [best.score, best.support, best.score - median, top_passage, missing_key]
+    return [best.support, best.score - median, best.context_known]
 
 
 class SentenceVectors:
@@ -171,11 +172,8 @@ class Answerer:
         avoid: Sequence[str] = (),
     ) -> tuple[list[Candidate], list[float]]:
         """Ranked candidate sentences, and the features the confidence is computed from."""
-        focus = queries[0].text
-        candidates = self.score(focus, queries, passages, avoid)
-        missing_key = self.terms.missing_share(key_words(focus))
-        top = passages[0].score if passages else 0.0
-        return candidates, confidence_features(candidates, top, missing_key)
+        candidates = self.score(queries[0].text, queries, passages, avoid)
+        return candidates, confidence_features(candidates)
 
     def confidence(self, features: Sequence[float]) -> float:
         """The calibrated probability that the best sentence answers the question: a logistic
@@ -243,6 +241,7 @@ class Answerer:
         if not found:
             return []
         weights = self.terms.weights(queries)
+        known = self.terms.known(weights, [w for q in queries for w in key_words(q.text)])
         tokens = self.terms.tokenize([c.text for c in found])
         kind = expected_type(question)
         question_words = lower_words(question)
@@ -251,6 +250,7 @@ class Answerer:
             near = [tokens[j] for j in (i - 1, i, i + 1)
                     if 0 <= j < len(found) and found[j].passage is c.passage]
             c.context = coverage(weights, set().union(*near))
+            c.context_known = coverage(known, set().union(*near))
             c.type_match = type_match(kind, c.text, question_words)
             c.score = cheap_score(c, s)
         # Embedding is the costly part: only the sentences best by the cheap signals.

@@ -120,13 +120,11 @@ class Terms:
                 out[t] = max(out.get(t, 0.0), query.weight * self.idf(t))
         return out
 
-    def missing_share(self, words: Sequence[str]) -> float:
-        """IDF-weighted share of the given words that occur nowhere in the corpus."""
-        tokens = set().union(*self.tokenize(words)) if words else set()
-        if not tokens:
-            return 0.0
-        total = sum(self.idf(t) for t in tokens)
-        return sum(self.idf(t) for t in tokens if t not in self.vocab) / total
+    def known(self, weights: dict[str, float], keep: Sequence[str]) -> dict[str, float]:
+        """The weights without the terms the corpus lacks, except those in `keep` (names and
+        numbers): a paraphrase's own words then do not count against every sentence."""
+        kept = set().union(*self.tokenize(keep)) if keep else set()
+        return {t: w for t, w in weights.items() if t in self.vocab or t in kept}
 
 
 def coverage(weights: dict[str, float], tokens: set[str]) -> float:
