@@ -249,8 +249,9 @@ class Answerer:
             c.lexical = coverage(weights, tokens[i])
             near = [tokens[j] for j in (i - 1, i, i + 1)
                     if 0 <= j < len(found) and found[j].passage is c.passage]
-            c.context = coverage(weights, set().union(*near))
-            c.context_known = coverage(known, set().union(*near))
+            around = set().union(*near)
+            c.context = coverage(weights, around)
+            c.context_known = coverage(known, around)
             c.type_match = type_match(kind, c.text, question_words)
             c.score = cheap_score(c, s)
         # Embedding is the costly part: only the sentences best by the cheap signals.
