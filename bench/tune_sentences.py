@@ -4,9 +4,12 @@ Every sentence of the scored passages gets all its evidence (cosine included) on
 a grid of weights, the best-scoring sentence of each answerable question is checked against
 the answers (seed set: holds an answer phrase; ClapNQ: from the gold passage and mostly made of
 answer words). Prints top-1 accuracy on both sets for the current settings and the best grid
-points, ranked by their mean.
+points, ranked by their mean. `--window-discounts` instead compares values of
+AnswerSettings.window_discount (how much a sentence read after the one before it gives up),
+which changes the cosines themselves, so every value runs the answer step again.
 
     python bench/tune_sentences.py [--seed-set eval/seed.jsonl] [--seed-index DIR]
+                                   [--window-discounts 0,0.05,0.08]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from answer_data import (
     ROOT,
     Evidence,
+    Question,
     gather,
     open_clapnq,
     open_seeds,
@@ -27,6 +31,7 @@ from answer_data import (
     read_question_set,
 )
 
+from qa import Engine
 from qa.answer import sentence_score
 from qa.settings import AnswerSettings
 
@@ -48,15 +53,36 @@ def top1(evidence: list[Evidence], settings: AnswerSettings) -> float:
     return hits / len(evidence)
 
 
+def window_sweep(engines: dict[str, Engine], questions: dict[str, list[Question]],
+                 discounts: list[float]) -> None:
+    base = AnswerSettings()
+    for discount in discounts:
+        scores = {}
+        for name, engine in engines.items():
+            engine.answerer.settings = replace(base, window_discount=discount)
+            evidence = gather(engine, questions[name])
+            scores[name] = sum(bool(ev.candidates) and ev.question.right(
+                ev.candidates[0].text, ev.candidates[0].passage.doc_id) for ev in evidence
+            ) / len(evidence)
+        print(f"window_discount {discount:.3f}: " + ", ".join(
+            f"{n} {v:.3f}" for n, v in scores.items()) + " (top-1 right)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed-set", default=ROOT / "eval" / "seed.jsonl", type=Path)
     parser.add_argument("--seed-index", type=Path, help="index of seeds/ (default: a temp dir)")
+    parser.add_argument("--window-discounts", help="comma-separated values to compare")
     args = parser.parse_args()
     seed_index = args.seed_index or Path(tempfile.mkdtemp(prefix="seed-index-"))
 
     seed = [q for q in read_question_set(args.seed_set) if q.answerable]
     clap = [q for q in read_clapnq() if q.answerable]
+    if args.window_discounts:
+        window_sweep({"seed": open_seeds(seed_index), "clapnq": open_clapnq()},
+                     {"seed": seed, "clapnq": clap},
+                     [float(v) for v in args.window_discounts.split(",")])
+        return
     sets = {
         "seed": gather(open_seeds(seed_index), seed, embed_all=True),
         "clapnq": gather(open_clapnq(), clap, embed_all=True),

@@ -62,10 +62,9 @@ class Candidate:
     heading: bool = False  # a title, heading or caption line rather than a sentence
     cosine: float = 0.0  # with the searches, weighted as they are
     support: float = 0.0  # with the search it matches best (a follow-up: alone or joined)
+    lead_in: Candidate | None = None  # the sentence before, when the two read together match best
     score: float = 0.0
     vector: np.ndarray | None = field(default=None, repr=False)
-
-
 
 
 FRAGMENT_WORDS = 4
@@ -255,17 +254,30 @@ class Answerer:
             c.type_match = type_match(kind, c.text, question_words)
             c.score = cheap_score(c, s)
         # Embedding is the costly part: only the sentences best by the cheap signals.
+        position = {(c.passage.id, c.index): c for c in found}
         found.sort(key=lambda c: -c.score)
         found = found[: s.embedded_sentences]
-        query_vecs, sent_vecs = self.vectors.encode([q.text for q in queries],
-                                                    [c.text for c in found])
+        # A sentence is also read after the one before it, which often names its subject
+        # ("Non-essential staff ... were ordered to leave" follows "... the embassy in Kyiv");
+        # not after a heading, whose few topic words would lift every first sentence.
+        befores = [position.get((c.passage.id, c.index - 1)) for c in found]
+        befores = [b if s.window_cosine and b is not None and not b.heading else None
+                   for b in befores]
+        windows = [f"{b.text} {c.text}" if b else c.text for c, b in zip(found, befores)]
+        query_vecs, vecs = self.vectors.encode([q.text for q in queries],
+                                               [*(c.text for c in found), *windows])
+        sent_vecs = vecs[: len(found)]
         total = sum(q.weight for q in queries) or 1.0
         q_weights = np.asarray([q.weight / total for q in queries], dtype=np.float32)
-        per_query = sent_vecs @ query_vecs.T
-        for c, vec, cos, support in zip(found, sent_vecs, per_query @ q_weights,
-                                        per_query.max(axis=1, initial=0.0)):
+        alone = (sent_vecs @ query_vecs.T) @ q_weights
+        per_query = np.maximum(sent_vecs @ query_vecs.T,
+                               vecs[len(found):] @ query_vecs.T - s.window_discount)
+        for c, b, vec, cos, cos_alone, support in zip(
+                found, befores, sent_vecs, per_query @ q_weights, alone,
+                per_query.max(axis=1, initial=0.0)):
             c.vector = vec
             c.cosine = float(cos)
+            c.lead_in = b if b is not None and cos > cos_alone + s.lead_in_margin else None
             c.support = float(support)
             c.score = sentence_score(c, s)
             if any(c.text in quote for quote in avoid):
@@ -306,7 +318,7 @@ class Answerer:
         citations = []
         for n, group in enumerate(groups, start=1):
             passage = group[0].passage
-            start = min(c.start for c in group)
+            start = min((c.lead_in or c).start for c in group)  # a lead-in is quoted too
             end = max(c.end for c in group)
             quote = passage.text[start - passage.start : end - passage.start]
             citations.append(Citation(n=n, passage=passage, quote=quote,

@@ -10,10 +10,10 @@ turns before it. Without an LLM to rewrite it, two searches are fused:
     passage score = a * score(alone) + (1 - a) * score(joined)
 
 where a, how self-contained the question is, falls with fewer content words, with pronouns
-left unresolved, and with follow-up openers ("and", "what about", "why"). Sentences are scored
-against both searches with the same weights, and the sentences the last answer quoted count a
-little less, so a follow-up moves on. `Answer.standalone_question` is the joined search, or the
-question alone when it stands alone.
+(at most RESOLVED_ALONE once resolved), and with follow-up openers ("and", "what about",
+"why"). Sentences are scored against both searches with the same weights, and the sentences
+the last answer quoted count a little less, so a follow-up moves on.
+`Answer.standalone_question` is the joined search, or the question alone when it stands alone.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ _NOT_PERSON = {
 _SPEECH = re.compile(r"\b(said|says|told|added|announced|indicated|explained|stated)\b")
 _SPEAKER = re.compile(r"\b([A-Z][a-z’'-]+) (?:said|says|added|told|stated)\b")
 CONTEXT_TURNS = 2  # earlier questions joined to a follow-up
+RESOLVED_ALONE = 0.8  # the most a question with a resolved pronoun weighs alone
 SEARCH_DEPTH = 20  # passages per search before fusion
 
 
@@ -138,6 +139,8 @@ def resolve(question: str, turns: Sequence[Turn]) -> Resolution:
     )
     resolved = resolve_pronouns(question, person)
     alone = self_containedness(resolved)
+    if resolved != question:  # a name put in for a pronoun still leans on the earlier turns
+        alone = min(alone, RESOLVED_ALONE)
     if alone >= 1.0:
         return Resolution(resolved, resolved, [WeightedQuery(resolved, 1.0)])
     earlier = [t.question for t in turns[-CONTEXT_TURNS:]]

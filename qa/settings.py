@@ -55,6 +55,12 @@ class AnswerSettings:
     passages: int = 5  # nearest passages returned with every answer
     scored_passages: int = 5  # passages whose sentences compete to be quoted
     embedded_sentences: int = 16  # sentences, best by the cheap score, embedded per question
+    # A sentence's cosine is the better of it alone and, less window_discount, read after the
+    # sentence before it; that sentence is quoted too when the pair wins by lead_in_margin
+    # (bench/tune_sentences.py --window-discounts; 0.08 is best on ClapNQ)
+    window_cosine: bool = True
+    window_discount: float = 0.08
+    lead_in_margin: float = 0.05
     max_quotes: int = 3
     quote_margin: float = 0.05  # a second or third quote scores at most this below the best
     neighbour_margin: float = 0.15  # the same for a sentence next to a chosen one
@@ -73,12 +79,12 @@ class AnswerSettings:
     # confidence = logistic(bias + weights . answer.confidence_features: the best sentence's
     # cosine, its lead over the median sentence, its share of the question's terms); fitted by
     # bench/calibrate_abstention.py over ClapNQ and the seed sets, every question weighing the same
-    confidence_bias: float = -5.50
-    confidence_weights: tuple[float, ...] = (6.88, 3.70, 2.08)
+    confidence_bias: float = -5.73
+    confidence_weights: tuple[float, ...] = (7.57, 3.11, 2.00)
     # Below this confidence the answer declines. Chosen to answer >= 95% of the answerable
     # questions of both ClapNQ and the seed sets, declining as many others as that allows:
-    # declines 42% of ClapNQ's unanswerable (precision 0.92) and 11 of 13 on the seed sets.
-    threshold: float = 0.195
+    # declines 44% of ClapNQ's unanswerable (precision 0.91) and 11 of 13 on the seed sets.
+    threshold: float = 0.200
     sentence_cache: int = 50_000  # sentence vectors kept in memory
 
 
