@@ -5,8 +5,10 @@ No extractive-QA or reranking model can be had offline, so every sentence of the
 is scored against the question with absolute signals that mean the same from one question to
 the next (see `AnswerSettings` for the weights):
 
-    cosine    the question's embedding cosine with the sentence (sentences are embedded in one
-              batch per question, best first by the cheap signals below, and cached by text)
+    cosine    the question's embedding cosine with the sentence, or (less a discount) with the
+              sentence read after the one before it, quoted too when that clearly wins
+              (sentences are embedded in one batch per question, best first by the cheap
+              signals below, and cached by text)
     lexical   the share of the question's IDF-weighted terms that the sentence holds; terms the
               corpus lacks count with the largest IDF, so they lower every sentence alike
     context   the same share over the sentence together with its neighbours

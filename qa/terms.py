@@ -41,7 +41,6 @@ _HAS_DATE = re.compile(rf"\b(1\d{{3}}|20\d{{2}}|{_MONTHS})s?\b", re.IGNORECASE)
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w’'-]*")
 
 
-
 def expected_type(question: str) -> str | None:
     """What the question word asks for: "number", "date", "name" or None."""
     q = question.lower()

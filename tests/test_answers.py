@@ -54,6 +54,16 @@ def test_quotes_are_not_near_duplicates(seed_engine):
     assert not any(a in b for a in quotes for b in quotes if a is not b)
 
 
+def test_sentence_is_quoted_with_the_one_before_when_they_answer_together(seed_engine):
+    # "Non-essential staff ... were ordered to leave" names the embassy only in the sentence
+    # before it.
+    answer = seed_engine.ask("Who was told to leave the embassy in Kyiv?")
+    assert answer.answered, answer.confidence
+    check_citations(seed_engine, answer)
+    quote = next(c.quote for c in answer.citations if "Non-essential staff" in c.quote)
+    assert quote.startswith("The State Department this Sunday reduced the staff")
+
+
 @pytest.mark.parametrize("question", OFF_CORPUS + ON_TOPIC_UNANSWERED)
 def test_unanswered_questions_are_declined_with_nearest_passages(seed_engine, question):
     answer = seed_engine.ask(question)
