@@ -5,8 +5,9 @@ a grid of weights, the best-scoring sentence of each answerable question is chec
 the answers (seed set: holds an answer phrase; ClapNQ: from the gold passage and mostly made of
 answer words). Prints top-1 accuracy on both sets for the current settings and the best grid
 points, ranked by their mean. `--window-discounts` instead compares values of
-AnswerSettings.window_discount (how much a sentence read after the one before it gives up),
-which changes the cosines themselves, so every value runs the answer step again.
+AnswerSettings.window_discount (how much a sentence read after the one before it gives up) by
+the answers' quotes (never declined) and their length in words; it changes the cosines and the
+quotes, so every value answers every question again.
 
     python bench/tune_sentences.py [--seed-set eval/seed.jsonl] [--seed-index DIR]
                                    [--window-discounts 0,0.05,0.08]
@@ -55,17 +56,20 @@ def top1(evidence: list[Evidence], settings: AnswerSettings) -> float:
 
 def window_sweep(engines: dict[str, Engine], questions: dict[str, list[Question]],
                  discounts: list[float]) -> None:
+    """The answers themselves (never declined), since a sentence read after the one before it
+    can also bring that one into the quote."""
     base = AnswerSettings()
     for discount in discounts:
-        scores = {}
+        scores, words = {}, {}
         for name, engine in engines.items():
-            engine.answerer.settings = replace(base, window_discount=discount)
-            evidence = gather(engine, questions[name])
-            scores[name] = sum(bool(ev.candidates) and ev.question.right(
-                ev.candidates[0].text, ev.candidates[0].passage.doc_id) for ev in evidence
-            ) / len(evidence)
-        print(f"window_discount {discount:.3f}: " + ", ".join(
-            f"{n} {v:.3f}" for n, v in scores.items()) + " (top-1 right)")
+            engine.answerer.settings = replace(base, window_discount=discount, threshold=0.0)
+            answers = [engine.ask(q.question, history=q.history) for q in questions[name]]
+            scores[name] = sum(q.answer_right(a) for q, a in zip(questions[name], answers))
+            scores[name] /= len(answers)
+            words[name] = sum(len(" ".join(c.quote for c in a.citations).split())
+                              for a in answers) / len(answers)
+        print(f"window_discount {discount:.3f}: answers right " + ", ".join(
+            f"{n} {v:.3f} ({words[n]:.0f} words)" for n, v in scores.items()))
 
 
 def main() -> None:

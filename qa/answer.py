@@ -66,6 +66,7 @@ class Candidate:
     support: float = 0.0  # with the search it matches best (a follow-up: alone or joined)
     lead_in: Candidate | None = None  # the sentence before, when the two read together match best
     score: float = 0.0
+    own_cosine: float = 0.0  # the sentence's cosine alone, not read after the one before
     vector: np.ndarray | None = field(default=None, repr=False)
 
 
@@ -279,6 +280,7 @@ class Answerer:
                 per_query.max(axis=1, initial=0.0)):
             c.vector = vec
             c.cosine = float(cos)
+            c.own_cosine = float(cos_alone)
             c.lead_in = b if b is not None and cos > cos_alone + s.lead_in_margin else None
             c.support = float(support)
             c.score = sentence_score(c, s)
@@ -291,7 +293,9 @@ class Answerer:
         """The best sentence, then up to `max_quotes - 1` runners-up that repeat none of the
         chosen: within `quote_margin` of the best, or `neighbour_margin` for a sentence next to
         a chosen one (it reads as one quote with it, and often holds what the question asks
-        when the best sentence only names the topic)."""
+        when the best sentence only names the topic). A sentence right after a chosen one
+        counts with the pair's cosine only if the pair matches better than the chosen one
+        alone; else with its own."""
         s = self.settings
         best = ranked[0]
         chosen = [best]
@@ -300,7 +304,12 @@ class Answerer:
                 break
             beside = any(o.passage.id == c.passage.id and abs(o.index - c.index) == 1
                          for o in chosen)
-            if c.score < best.score - (s.neighbour_margin if beside else s.quote_margin):
+            before = next((o for o in chosen
+                           if o.passage.id == c.passage.id and o.index == c.index - 1), None)
+            score = c.score
+            if before is not None and c.cosine <= before.own_cosine:  # the pair adds nothing
+                score -= s.w_cosine * (c.cosine - c.own_cosine)
+            if score < best.score - (s.neighbour_margin if beside else s.quote_margin):
                 continue
             if all(float(c.vector @ o.vector) < s.duplicate_cosine and c.text != o.text
                    for o in chosen):
