@@ -1,13 +1,14 @@
 """Choose the sentence-score weights (AnswerSettings.w_*) by measurement.
 
 Every sentence of the scored passages gets all its evidence (cosine included) once; then, for
-a grid of weights, the best-scoring sentence of each answerable question is checked against
-the answers (seed set: holds an answer phrase; ClapNQ: from the gold passage and mostly made of
-answer words). Prints top-1 accuracy on both sets for the current settings and the best grid
-points, ranked by their mean. `--window-discounts` instead compares values of
-AnswerSettings.window_discount (how much a sentence read after the one before it gives up) by
-the answers' quotes (never declined) and their length in words; it changes the cosines and the
-quotes, so every value answers every question again.
+a grid of weights, the best-scoring sentence of each answerable question (or the sentence
+before it, when that is quoted with it) is checked against the answers (seed set: holds an
+answer phrase; ClapNQ: from the gold passage and mostly made of answer words). Prints top-1
+accuracy on both sets for the current settings and the best grid points, ranked by their mean.
+`--window-discounts` instead compares values of AnswerSettings.window_discount (how much a
+sentence read after the one before it gives up) by the answers' quotes (never declined) and
+their length in words; it changes the cosines and the quotes, so every value answers every
+question again.
 
     python bench/tune_sentences.py [--seed-set eval/seed.jsonl] [--seed-index DIR]
                                    [--window-discounts 0,0.05,0.08]
@@ -46,11 +47,13 @@ GRID = {
 
 
 def top1(evidence: list[Evidence], settings: AnswerSettings) -> float:
+    """Share of questions whose best sentence, or the lead-in quoted with it, is right."""
     hits = 0
     for ev in evidence:
         if ev.candidates:
             best = max(ev.candidates, key=lambda c: sentence_score(c, settings))
-            hits += ev.question.right(best.text, best.passage.doc_id)
+            hits += any(ev.question.right(c.text, c.passage.doc_id)
+                        for c in (best, best.lead_in) if c is not None)
     return hits / len(evidence)
 
 
