@@ -272,11 +272,10 @@ class Answerer:
         sent_vecs = vecs[: len(found)]
         total = sum(q.weight for q in queries) or 1.0
         q_weights = np.asarray([q.weight / total for q in queries], dtype=np.float32)
-        alone = (sent_vecs @ query_vecs.T) @ q_weights
-        per_query = np.maximum(sent_vecs @ query_vecs.T,
-                               vecs[len(found):] @ query_vecs.T - s.window_discount)
+        own = sent_vecs @ query_vecs.T
+        per_query = np.maximum(own, vecs[len(found):] @ query_vecs.T - s.window_discount)
         for c, b, vec, cos, cos_alone, support in zip(
-                found, befores, sent_vecs, per_query @ q_weights, alone,
+                found, befores, sent_vecs, per_query @ q_weights, own @ q_weights,
                 per_query.max(axis=1, initial=0.0)):
             c.vector = vec
             c.cosine = float(cos)
