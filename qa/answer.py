@@ -35,7 +35,15 @@ from qa.index import PassageIndex
 from qa.retrieve import LexicalScorer
 from qa.schema import Answer, Citation, Passage
 from qa.settings import AnswerSettings
-from qa.terms import Terms, coverage, expected_type, key_words, lower_words, type_match
+from qa.terms import (
+    Terms,
+    counted_words,
+    coverage,
+    expected_type,
+    key_words,
+    lower_words,
+    type_match,
+)
 
 DECLINE_TEXT = "The documents do not answer this question."
 
@@ -105,7 +113,7 @@ def logistic(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
 
 
-def confidence_features(ranked: Sequence[Candidate]) -> list[float]:
+def confidence_features(ranked: Sequence[Candidate], counts: float = 1.0) -> list[float]:
     """What the confidence is computed from, in the order of `confidence_weights`. Each means
     the same in a corpus of one article and of a million passages; retrieval scores do not (a
     paraphrase's own words, absent from the corpus, lower BM25 coverage everywhere), so they are
@@ -118,12 +126,14 @@ def confidence_features(ranked: Sequence[Candidate]) -> list[float]:
     terms    the IDF-weighted share of the question's terms in it and its neighbouring
              sentences, over the terms the corpus holds and the question's names and numbers
              (so "What did Germany say?" scores low where Germany is never named)
+    counts   0 when the question counts something ("how many tanks") and the best sentence
+             names nothing like it (127,000 "troops"), else 1 (`Answerer.counts`)
     """
     if not ranked:
-        return [0.0, 0.0, 0.0]
+        return [0.0, 0.0, 0.0, counts]
     best = ranked[0]
     median = float(np.median([c.score for c in ranked]))
-    return [best.support, best.score - median, best.context_known]
+    return [best.support, best.score - median, best.context_known, counts]
 
 
 class SentenceVectors:
@@ -175,7 +185,22 @@ class Answerer:
     ) -> tuple[list[Candidate], list[float]]:
         """Ranked candidate sentences, and the features the confidence is computed from."""
         candidates = self.score(queries[0].text, queries, passages, avoid)
-        return candidates, confidence_features(candidates)
+        counts = self.counts(queries[0].text, candidates[0]) if candidates else 1.0
+        return candidates, confidence_features(candidates, counts)
+
+    def counts(self, question: str, best: Candidate) -> float:
+        """0 when `question` counts something and `best` (with its lead-in) holds no word whose
+        embedding cosine with it reaches `counted_cosine` ("soldiers" ~ "troops" 0.89, "tanks"
+        ~ "troops" 0.54), else 1. Words rather than stems, so a synonym counts."""
+        counted = counted_words(question)
+        if not counted:
+            return 1.0
+        text = f"{best.lead_in.text} {best.text}" if best.lead_in else best.text
+        words = sorted(w for w in lower_words(text) - self.terms.stopword_set if w[:1].isalpha())
+        if not words:
+            return 0.0
+        counted_vecs, word_vecs = self.vectors.encode(counted, words)
+        return float(float((word_vecs @ counted_vecs.T).max()) >= self.settings.counted_cosine)
 
     def confidence(self, features: Sequence[float]) -> float:
         """The calibrated probability that the best sentence answers the question: a logistic

@@ -54,6 +54,27 @@ def expected_type(question: str) -> str | None:
     return None
 
 
+# Words after "how many" that end what is counted: verbs, prepositions, "there".
+_COUNT_END = (
+    r"do|does|did|are|is|were|was|have|has|had|can|could|will|would|should|must|may|might|"
+    r"been|be|there|in|on|of|per|for|at|to|from|with|by"
+)
+_COUNTED = re.compile(rf"\bhow many\s+((?:[\w'’-]+\s+){{0,3}}?[\w'’-]+?)"
+                      rf"(?=\s+(?:{_COUNT_END})\b|\s*[?.!]|\s*$)", re.IGNORECASE)
+# Counts that say nothing of what is counted ("how many times", "how many people").
+_GENERIC_COUNTS = {"times", "people", "years", "months", "weeks", "days", "hours", "minutes",
+                   "seconds", "ones", "kinds", "types", "more", "other", "others"}
+
+
+def counted_words(question: str) -> list[str]:
+    """What a "how many" question counts, without names and generic counts: "How many
+    American soldiers could be sent?" -> ["soldiers"]; [] for any other question."""
+    m = _COUNTED.search(question)
+    if not m:
+        return []
+    return [w for w in m.group(1).split() if w[:1].islower() and w not in _GENERIC_COUNTS]
+
+
 def type_match(kind: str | None, sentence: str, question_words: set[str]) -> float:
     """1 if the sentence holds the kind of thing asked for, 0 if not, 0.5 when none is asked."""
     if kind is None:
@@ -87,7 +108,8 @@ class Terms:
         from llama_index.core.utils import globals_helper
 
         self.lexical = lexical
-        self.stopwords = sorted(set(globals_helper.stopwords) | _FRAMING)
+        self.stopword_set = set(globals_helper.stopwords) | _FRAMING
+        self.stopwords = sorted(self.stopword_set)
         bm25 = lexical.bm25
         self.vocab: dict[str, int] = bm25.vocab_dict if bm25 is not None else {}
         self.n_docs = lexical.n_docs if bm25 is not None else 0

@@ -12,6 +12,7 @@ from conftest import ROOT, SEEDS
 
 from qa.answer import DECLINE_TEXT
 from qa.errors import BadQuestion
+from qa.terms import counted_words
 
 ANSWERABLE = [
     ("When did the State Department reduce the embassy staff?", "Sunday"),
@@ -73,6 +74,27 @@ def test_unanswered_questions_are_declined_with_nearest_passages(seed_engine, qu
     assert answer.passages, "the nearest passages are still returned"
     doc = seed_engine.document_text(answer.passages[0].doc_id)
     assert all(doc[p.start : p.end] == p.text for p in answer.passages)
+
+
+def test_a_count_of_something_else_is_declined(seed_engine):
+    # The article counts troops, never tanks; "soldiers" is near enough to "troops".
+    soldiers = seed_engine.ask("How many soldiers has Moscow massed near the Ukrainian frontier?")
+    assert soldiers.answered, soldiers.confidence
+    assert "127,000 troops" in soldiers.text
+    tanks = seed_engine.ask("How many tanks does Russia have at the border?")
+    assert not tanks.answered, tanks.confidence
+    assert tanks.text == DECLINE_TEXT and tanks.passages
+
+
+@pytest.mark.parametrize(
+    "question,counted",
+    [("How many American soldiers could be sent?", ["soldiers"]),
+     ("how many weapons deliveries did Washington make", ["weapons", "deliveries"]),
+     ("How many times has Brazil won the World Cup?", []),
+     ("What did Russia demand?", [])],
+)
+def test_what_a_how_many_question_counts(question, counted):
+    assert counted_words(question) == counted
 
 
 def test_confidence_is_a_probability_that_orders_answers(seed_engine):
