@@ -67,7 +67,7 @@ class Candidate:
     text: str
     lexical: float = 0.0
     context: float = 0.0
-    context_known: float = 0.0  # `context` over the terms the corpus holds (and key words)
+    focus: float = 0.5  # see `focus_coverage`
     type_match: float = 0.5
     heading: bool = False  # a title, heading or caption line rather than a sentence
     cosine: float = 0.0  # with the searches, weighted as they are
@@ -99,6 +99,19 @@ def _is_heading(text: str, before: str, after: str) -> bool:
     return starts_line and ends_line and not closed
 
 
+def focus_coverage(
+    weights: dict[str, float], known: dict[str, float], title: set[str], tokens: set[str]
+) -> float:
+    """The share of the question's terms in `tokens`, over the terms the corpus holds (`known`,
+    with the question's names and numbers) less those of the passage's title. 0 when every
+    term beyond the title is one the corpus lacks (it asks for what is never mentioned); 0.5
+    when the title holds them all (nothing to tell)."""
+    focus = {t: w for t, w in known.items() if t not in title}
+    if focus:
+        return coverage(focus, tokens)
+    return 0.0 if any(t not in title for t in weights) else 0.5
+
+
 def cheap_score(c: Candidate, s: AnswerSettings) -> float:
     """The sentence score without its embedding cosine."""
     return (s.w_lexical * c.lexical + s.w_context * c.context + s.w_passage * c.passage.score
@@ -123,9 +136,11 @@ def confidence_features(ranked: Sequence[Candidate], counts: float = 1.0) -> lis
              search it matches best: the question alone or joined to the earlier ones)
     gap      its score less the median score of the sentences embedded for the question (an
              answer stands out from its neighbours; on-topic text that does not answer is flat)
-    terms    the IDF-weighted share of the question's terms in it and its neighbouring
+    focus    the IDF-weighted share of the question's terms in it and its neighbouring
              sentences, over the terms the corpus holds and the question's names and numbers
-             (so "What did Germany say?" scores low where Germany is never named)
+             (so "What did Germany say?" scores low where Germany is never named), less those
+             in its passage's title: every passage of a document shares the document's topic,
+             so only the rest of the question tells whether this one answers it
     counts   0 when the question counts something ("how many tanks") and the best sentence
              names nothing like it (127,000 "troops"), else 1 (`Answerer.counts`)
     """
@@ -133,7 +148,7 @@ def confidence_features(ranked: Sequence[Candidate], counts: float = 1.0) -> lis
         return [0.0, 0.0, 0.0, counts]
     best = ranked[0]
     median = float(np.median([c.score for c in ranked]))
-    return [best.support, best.score - median, best.context_known, counts]
+    return [best.support, best.score - median, best.focus, counts]
 
 
 class SentenceVectors:
@@ -270,6 +285,8 @@ class Answerer:
         weights = self.terms.weights(queries)
         known = self.terms.known(weights, [w for q in queries for w in key_words(q.text)])
         tokens = self.terms.tokenize([c.text for c in found])
+        scored = list({c.passage.id: c.passage for c in found}.values())
+        titles = dict(zip((p.id for p in scored), self.terms.tokenize([p.title for p in scored])))
         kind = expected_type(question)
         question_words = lower_words(question)
         for i, c in enumerate(found):
@@ -278,7 +295,7 @@ class Answerer:
                     if 0 <= j < len(found) and found[j].passage is c.passage]
             around = set().union(*near)
             c.context = coverage(weights, around)
-            c.context_known = coverage(known, around)
+            c.focus = focus_coverage(weights, known, titles[c.passage.id], around)
             c.type_match = type_match(kind, c.text, question_words)
             c.score = cheap_score(c, s)
         # Embedding is the costly part: only the sentences best by the cheap signals.

@@ -55,24 +55,30 @@ def expected_type(question: str) -> str | None:
 
 
 # Words after "how many" that end what is counted: verbs, prepositions, "there".
-_COUNT_END = (
-    r"do|does|did|are|is|were|was|have|has|had|can|could|will|would|should|must|may|might|"
-    r"been|be|there|in|on|of|per|for|at|to|from|with|by"
-)
-_COUNTED = re.compile(rf"\bhow many\s+((?:[\w'’-]+\s+){{0,3}}?[\w'’-]+?)"
-                      rf"(?=\s+(?:{_COUNT_END})\b|\s*[?.!]|\s*$)", re.IGNORECASE)
+_COUNT_END = {
+    "do", "does", "did", "are", "is", "were", "was", "have", "has", "had", "can", "could", "will",
+    "would", "should", "must", "may", "might", "been", "be", "there", "in", "on", "of", "per",
+    "for", "at", "to", "from", "with", "by",
+}
 # Counts that say nothing of what is counted ("how many times", "how many people").
 _GENERIC_COUNTS = {"times", "people", "years", "months", "weeks", "days", "hours", "minutes",
                    "seconds", "ones", "kinds", "types", "more", "other", "others"}
+_HOW_MANY = re.compile(r"\bhow many\s+([^?.!]*)", re.IGNORECASE)
 
 
 def counted_words(question: str) -> list[str]:
-    """What a "how many" question counts, without names and generic counts: "How many
-    American soldiers could be sent?" -> ["soldiers"]; [] for any other question."""
-    m = _COUNTED.search(question)
+    """What a "how many" question counts: its first two words up to a verb or preposition,
+    without names and generic counts. "How many American soldiers could be sent?" ->
+    ["soldiers"]; [] for any other question."""
+    m = _HOW_MANY.search(question)
     if not m:
         return []
-    return [w for w in m.group(1).split() if w[:1].islower() and w not in _GENERIC_COUNTS]
+    words = []
+    for w in _WORD.findall(m.group(1))[:2]:
+        if w.lower() in _COUNT_END:
+            break
+        words.append(w)
+    return [w for w in words if w[:1].islower() and w not in _GENERIC_COUNTS]
 
 
 def type_match(kind: str | None, sentence: str, question_words: set[str]) -> float:

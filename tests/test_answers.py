@@ -1,4 +1,4 @@
-"""Answers over the seed article: quoted verbatim, cited exactly, or declined."""
+"""Answers, mostly over the seed article: quoted verbatim, cited exactly, or declined."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import sys
 import pytest
 from conftest import ROOT, SEEDS
 
-from qa.answer import DECLINE_TEXT
+from qa import Engine
+from qa.answer import DECLINE_TEXT, WeightedQuery
 from qa.errors import BadQuestion
 from qa.terms import counted_words
 
@@ -95,6 +96,35 @@ def test_a_count_of_something_else_is_declined(seed_engine):
 )
 def test_what_a_how_many_question_counts(question, counted):
     assert counted_words(question) == counted
+
+
+WALL = """# Great Wall of China
+
+The Great Wall of China is a series of fortifications built across the historical northern
+borders of ancient Chinese states. Several walls were built from as early as the 7th century BC.
+
+The best-known sections of the wall were built by the Ming dynasty between 1368 and 1644.
+
+The wall was built of rammed earth, stones and wood, and later of bricks and lime.
+"""
+
+
+def test_a_documents_title_is_not_evidence_that_its_passage_answers(tmp_path):
+    # Every passage of the document shares the title's words; "paid" is never used.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "wall.md").write_text(WALL)
+    engine = Engine.open(sources=[docs], index_dir=tmp_path / "index")
+
+    def focus_and_confidence(question: str) -> tuple[float, float]:
+        answer = engine.ask(question)
+        _, features = engine.answerer.evidence([WeightedQuery(question)], answer.passages)
+        return features[2], answer.confidence
+
+    built = focus_and_confidence("Who built the best-known sections of the Great Wall?")
+    paid = focus_and_confidence("Who paid for the Great Wall of China?")
+    assert built[0] == 1.0 and paid[0] == 0.0
+    assert paid[1] < built[1]
 
 
 def test_confidence_is_a_probability_that_orders_answers(seed_engine):
