@@ -7,10 +7,10 @@ cosine, its lead over the median sentence, its share of the question's terms tha
 title lacks, and whether it names what a "how many" question counts). A logistic regression over
 every question of both sets (each question weighs the same) gives the confidence; a sweep of
 thresholds prints, on each set, the precision and recall of declining and the share of answerable
-questions answered. The chosen threshold answers >= 95% of the answerable questions of every set
-and, within that, declines the most unanswerable ones. Last, a confidence fitted on ClapNQ
-alone and cross-validated shows how many of its unanswerable questions the features can decline
-at 90% answered, whatever the seed sets need.
+questions answered. The chosen threshold answers >= 90% of ClapNQ's answerable questions and
+>= 95% of the seed sets' (MIN_ANSWERED) and, within that, declines the most unanswerable ones.
+Last, a confidence fitted on ClapNQ alone and cross-validated shows how many of its unanswerable
+questions the features can decline at 90% answered, whatever the seed sets need.
 
     python bench/calibrate_abstention.py [--seed-index DIR] [--clapnq-index DIR]
 
@@ -39,7 +39,9 @@ from answer_data import (
 from qa.answer import logistic
 from qa.settings import AnswerSettings
 
-MIN_ANSWERED = 0.95  # answerable questions that must be answered, on every set
+# Answerable questions that must be answered: ClapNQ's target is 90%; the seed sets' is every
+# one, which no threshold that declines much else reaches, so nearly every one.
+MIN_ANSWERED = {"clapnq": 0.90, "seed": 0.95}
 
 
 def rates(evidence: list[Evidence], confidence: np.ndarray, threshold: float) -> dict[str, float]:
@@ -137,7 +139,8 @@ def main() -> None:
 
     bias, weights = fit(sets)
     rows = report("fitted", sets, bias, weights, thresholds)
-    ok = [(t, r) for t, r in rows if min(v["answered"] for v in r.values()) >= MIN_ANSWERED]
+    ok = [(t, r) for t, r in rows
+          if all(v["answered"] >= MIN_ANSWERED[name] for name, v in r.items())]
     if not ok:
         print("\nno threshold answers enough of every set")
         return

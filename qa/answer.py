@@ -79,6 +79,7 @@ class Candidate:
 
 
 FRAGMENT_WORDS = 4
+LONG_QUESTION = 20  # words; longer questions count as this long in the confidence
 _BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
 
 
@@ -126,7 +127,9 @@ def logistic(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
 
 
-def confidence_features(ranked: Sequence[Candidate], counts: float = 1.0) -> list[float]:
+def confidence_features(
+    question: str, ranked: Sequence[Candidate], counts: float = 1.0
+) -> list[float]:
     """What the confidence is computed from, in the order of `confidence_weights`. Each means
     the same in a corpus of one article and of a million passages; retrieval scores do not (a
     paraphrase's own words, absent from the corpus, lower BM25 coverage everywhere), so they are
@@ -143,12 +146,16 @@ def confidence_features(ranked: Sequence[Candidate], counts: float = 1.0) -> lis
              so only the rest of the question tells whether this one answers it
     counts   0 when the question counts something ("how many tanks") and the best sentence
              names nothing like it (127,000 "troops"), else 1 (`Answerer.counts`)
+    length   the question's words / `LONG_QUESTION` (at most 1): a long question shares more
+             words with on-topic text, which lifts the cosine of sentences that do not answer
+             it, and asks more of one sentence (the fit weighs it negatively)
     """
+    length = min(len(question.split()), LONG_QUESTION) / LONG_QUESTION
     if not ranked:
-        return [0.0, 0.0, 0.0, counts]
+        return [0.0, 0.0, 0.0, counts, length]
     best = ranked[0]
     median = float(np.median([c.score for c in ranked]))
-    return [best.support, best.score - median, best.focus, counts]
+    return [best.support, best.score - median, best.focus, counts, length]
 
 
 class SentenceVectors:
@@ -201,7 +208,7 @@ class Answerer:
         """Ranked candidate sentences, and the features the confidence is computed from."""
         candidates = self.score(queries[0].text, queries, passages, avoid)
         counts = self.counts(queries[0].text, candidates[0]) if candidates else 1.0
-        return candidates, confidence_features(candidates, counts)
+        return candidates, confidence_features(queries[0].text, candidates, counts)
 
     def counts(self, question: str, best: Candidate) -> float:
         """0 when `question` counts something and `best` (with its lead-in) holds no word whose

@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT, SEEDS
 
 from qa import Engine
-from qa.answer import DECLINE_TEXT, WeightedQuery
+from qa.answer import DECLINE_TEXT, LONG_QUESTION, WeightedQuery
 from qa.errors import BadQuestion
 from qa.terms import counted_words
 
@@ -96,6 +96,16 @@ def test_a_count_of_something_else_is_declined(seed_engine):
 )
 def test_what_a_how_many_question_counts(question, counted):
     assert counted_words(question) == counted
+
+
+def test_the_confidence_reads_the_questions_length(seed_engine):
+    short = "What did Russia demand?"
+    long = "What did Russia demand " + "of the United States and NATO " * 5 + "?"
+    for question, length in [(short, 4 / LONG_QUESTION), (long, 1.0)]:
+        answer = seed_engine.ask(question)
+        _, features = seed_engine.answerer.evidence([WeightedQuery(question)], answer.passages)
+        assert len(features) == len(seed_engine.settings.answer.confidence_weights)
+        assert features[-1] == pytest.approx(length)
 
 
 WALL = """# Great Wall of China
