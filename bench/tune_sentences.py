@@ -1,10 +1,13 @@
 """Choose the sentence-score weights (AnswerSettings.w_*) by measurement.
 
 Every sentence of the scored passages gets all its evidence (cosine included) once; then, for
-a grid of weights, the best-scoring sentence of each answerable question (or the sentence
-before it, when that is quoted with it) is checked against the answers (seed set: holds an
-answer phrase; ClapNQ: from the gold passage and mostly made of answer words). Prints top-1
-accuracy on both sets for the current settings and the best grid points, ranked by their mean.
+a grid of weights, the sentences are ranked again and quoted as the answer step quotes them
+(`Answerer.choose` and `cite`, never declining), and the quotes are checked against the answers
+(seed set: an answer phrase in them; ClapNQ: a quote from the gold passage mostly made of
+answer words). Prints the share of answers right on both sets for the current settings and the
+best grid points, ranked by their mean. Every sentence has its cosine here, while the answer
+step embeds only the best by the cheap signals, so a grid point's numbers are not its answers':
+check a point with `Engine.ask` before adopting it.
 `--window-discounts` instead compares values of AnswerSettings.window_discount (how much a
 sentence read after the one before it gives up) by the answers' quotes (never declined) and
 their length in words; it changes the cosines and the quotes, so every value answers every
@@ -34,7 +37,8 @@ from answer_data import (
 )
 
 from qa import Engine
-from qa.answer import sentence_score
+from qa.answer import Answerer, sentence_score
+from qa.schema import Answer
 from qa.settings import AnswerSettings
 
 GRID = {
@@ -46,14 +50,20 @@ GRID = {
 }
 
 
-def top1(evidence: list[Evidence], settings: AnswerSettings) -> float:
-    """Share of questions whose best sentence, or the lead-in quoted with it, is right."""
+def answers_right(evidence: list[Evidence], answerer: Answerer,
+                  settings: AnswerSettings) -> float:
+    """Share of questions whose quotes, with the sentences ranked by `settings`, are right."""
+    answerer.settings = settings
     hits = 0
     for ev in evidence:
-        if ev.candidates:
-            best = max(ev.candidates, key=lambda c: sentence_score(c, settings))
-            hits += any(ev.question.right(c.text, c.passage.doc_id)
-                        for c in (best, best.lead_in) if c is not None)
+        if not ev.candidates:
+            continue
+        for c in ev.candidates:
+            c.score = sentence_score(c, settings)
+        ranked = sorted(ev.candidates, key=lambda c: -c.score)
+        answer = Answer(ev.question.question, ev.question.question, answered=True, text="",
+                        citations=answerer.cite(answerer.choose(ranked)))
+        hits += ev.question.answer_right(answer)
     return hits / len(evidence)
 
 
@@ -90,20 +100,25 @@ def main() -> None:
                      {"seed": seed, "clapnq": clap},
                      [float(v) for v in args.window_discounts.split(",")])
         return
+    engines = {"seed": open_seeds(seed_index), "clapnq": open_clapnq()}
     sets = {
-        "seed": gather(open_seeds(seed_index), seed, embed_all=True),
-        "clapnq": gather(open_clapnq(), clap, embed_all=True),
+        "seed": gather(engines["seed"], seed, embed_all=True),
+        "clapnq": gather(engines["clapnq"], clap, embed_all=True),
     }
     base = AnswerSettings()
-    current = {name: top1(ev, base) for name, ev in sets.items()}
+
+    def right(settings: AnswerSettings) -> dict[str, float]:
+        return {name: answers_right(ev, engines[name].answerer, settings)
+                for name, ev in sets.items()}
+
+    current = right(base)
     print("current settings: " + ", ".join(f"{n} {v:.3f}" for n, v in current.items()))
     rows = []
     for values in itertools.product(*GRID.values()):
-        settings = replace(base, **dict(zip(GRID, values)))
-        scores = {name: top1(ev, settings) for name, ev in sets.items()}
+        scores = right(replace(base, **dict(zip(GRID, values))))
         rows.append((sum(scores.values()) / len(scores), scores, dict(zip(GRID, values))))
     rows.sort(key=lambda r: -r[0])
-    print(f"w_cosine fixed at {base.w_cosine}; best of {len(rows)} grid points (top-1 right):")
+    print(f"w_cosine fixed at {base.w_cosine}; best of {len(rows)} grid points (answers right):")
     for mean, scores, values in rows[:15]:
         print(f"  mean {mean:.3f}  " + "  ".join(f"{n} {v:.3f}" for n, v in scores.items())
               + "  " + " ".join(f"{k}={v}" for k, v in values.items()))
