@@ -127,9 +127,7 @@ def logistic(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
 
 
-def confidence_features(
-    question: str, ranked: Sequence[Candidate], counts: float = 1.0
-) -> list[float]:
+def confidence_features(question: str, ranked: Sequence[Candidate], counts: float) -> list[float]:
     """What the confidence is computed from, in the order of `confidence_weights`. Each means
     the same in a corpus of one article and of a million passages; retrieval scores do not (a
     paraphrase's own words, absent from the corpus, lower BM25 coverage everywhere), so they are
@@ -218,7 +216,7 @@ class Answerer:
         if not counted:
             return 1.0
         text = f"{best.lead_in.text} {best.text}" if best.lead_in else best.text
-        words = sorted(w for w in lower_words(text) - self.terms.stopword_set if w[:1].isalpha())
+        words = sorted(w for w in lower_words(text) - self.terms.stopwords if w[:1].isalpha())
         if not words:
             return 0.0
         counted_vecs, word_vecs = self.vectors.encode(counted, words)
@@ -291,9 +289,9 @@ class Answerer:
             return []
         weights = self.terms.weights(queries)
         known = self.terms.known(weights, [w for q in queries for w in key_words(q.text)])
-        tokens = self.terms.tokenize([c.text for c in found])
         scored = list({c.passage.id: c.passage for c in found}.values())
-        titles = dict(zip((p.id for p in scored), self.terms.tokenize([p.title for p in scored])))
+        tokens = self.terms.tokenize([*(c.text for c in found), *(p.title for p in scored)])
+        titles = dict(zip((p.id for p in scored), tokens[len(found):]))
         kind = expected_type(question)
         question_words = lower_words(question)
         for i, c in enumerate(found):

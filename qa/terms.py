@@ -114,8 +114,7 @@ class Terms:
         from llama_index.core.utils import globals_helper
 
         self.lexical = lexical
-        self.stopword_set = set(globals_helper.stopwords) | _FRAMING
-        self.stopwords = sorted(self.stopword_set)
+        self.stopwords = set(globals_helper.stopwords) | _FRAMING
         bm25 = lexical.bm25
         self.vocab: dict[str, int] = bm25.vocab_dict if bm25 is not None else {}
         self.n_docs = lexical.n_docs if bm25 is not None else 0
@@ -129,7 +128,7 @@ class Terms:
             list(texts),
             stemmer=getattr(self.lexical, "stemmer", None),
             token_pattern=getattr(self.lexical, "token_pattern", r"(?u)\b\w\w+\b"),
-            stopwords=self.stopwords,
+            stopwords=list(self.stopwords),
             return_ids=False,
             show_progress=False,
         )
