@@ -4,7 +4,8 @@ For every question of ClapNQ (300 answerable, 300 not; passages indexed once int
 .cache/bench/clapnq-index) and of the seed sets (eval/seed.jsonl, eval/seed_chats.jsonl), the
 answer step's confidence features are computed (answer.confidence_features: the best sentence's
 cosine, its lead over the median sentence, its share of the question's terms that its passage's
-title lacks, whether it names what a "how many" question counts, and the question's length). A
+title lacks, whether it names what a "how many" question counts or whose role a "who is the R of
+X" question asks for, and the question's length). A
 logistic regression over every question of both sets (each question weighs the same) gives the
 confidence; a sweep of thresholds prints, on each set, the precision and recall of declining
 and the share of answerable questions answered. The chosen threshold answers >= 90% of ClapNQ's

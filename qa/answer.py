@@ -42,6 +42,8 @@ from qa.terms import (
     expected_type,
     key_words,
     lower_words,
+    role_asked,
+    role_neighbours,
     type_match,
 )
 
@@ -127,7 +129,7 @@ def logistic(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
 
 
-def confidence_features(question: str, ranked: Sequence[Candidate], counts: float) -> list[float]:
+def confidence_features(question: str, ranked: Sequence[Candidate], asked: float) -> list[float]:
     """What the confidence is computed from, in the order of `confidence_weights`. Each means
     the same in a corpus of one article and of a million passages; retrieval scores do not (a
     paraphrase's own words, absent from the corpus, lower BM25 coverage everywhere), so they are
@@ -142,18 +144,20 @@ def confidence_features(question: str, ranked: Sequence[Candidate], counts: floa
              (so "What did Germany say?" scores low where Germany is never named), less those
              in its passage's title: every passage of a document shares the document's topic,
              so only the rest of the question tells whether this one answers it
-    counts   0 when the question counts something ("how many tanks") and the best sentence
-             names nothing like it (127,000 "troops"), else 1 (`Answerer.counts`)
+    asked    0 when the question asks for something the best sentence does not name: what a
+             "how many" question counts ("tanks", where it counts 127,000 "troops"), or whose
+             role a "who is the R of X" question asks for ("Russian President" for the
+             president of Ukraine), else 1 (`Answerer.asked_for`)
     length   the question's words / `LONG_QUESTION` (at most 1): a long question shares more
              words with on-topic text, which lifts the cosine of sentences that do not answer
              it, and asks more of one sentence (the fit weighs it negatively)
     """
     length = min(len(question.split()), LONG_QUESTION) / LONG_QUESTION
     if not ranked:
-        return [0.0, 0.0, 0.0, counts, length]
+        return [0.0, 0.0, 0.0, asked, length]
     best = ranked[0]
     median = float(np.median([c.score for c in ranked]))
-    return [best.support, best.score - median, best.focus, counts, length]
+    return [best.support, best.score - median, best.focus, asked, length]
 
 
 class SentenceVectors:
@@ -205,22 +209,41 @@ class Answerer:
     ) -> tuple[list[Candidate], list[float]]:
         """Ranked candidate sentences, and the features the confidence is computed from."""
         candidates = self.score(queries[0].text, queries, passages, avoid)
-        counts = self.counts(queries[0].text, candidates[0]) if candidates else 1.0
-        return candidates, confidence_features(queries[0].text, candidates, counts)
+        asked = self.asked_for(queries[0].text, candidates[0]) if candidates else 1.0
+        return candidates, confidence_features(queries[0].text, candidates, asked)
 
-    def counts(self, question: str, best: Candidate) -> float:
-        """0 when `question` counts something and `best` (with its lead-in) holds no word whose
-        embedding cosine with it reaches `counted_cosine` ("soldiers" ~ "troops" 0.89, "tanks"
-        ~ "troops" 0.54), else 1. Words rather than stems, so a synonym counts."""
-        counted = counted_words(question)
-        if not counted:
-            return 1.0
+    def asked_for(self, question: str, best: Candidate) -> float:
+        """0 when the question asks for something `best` (with its lead-in) does not name, else
+        1: what a "how many" question counts ("tanks", where the sentence counts 127,000
+        "troops"), or whose role a "who is the R of X" question asks for, when the sentence
+        names the role only beside others ("Russian President Vladimir Putin" for "Who is the
+        president of Ukraine?"); a sentence that never names the role tells nothing."""
         text = f"{best.lead_in.text} {best.text}" if best.lead_in else best.text
-        words = sorted(w for w in lower_words(text) - self.terms.stopwords if w[:1].isalpha())
-        if not words:
+        counted = counted_words(question)
+        if counted and not self.names(counted, lower_words(text)):
             return 0.0
-        counted_vecs, word_vecs = self.vectors.encode(counted, words)
-        return float(float((word_vecs @ counted_vecs.T).max()) >= self.settings.counted_cosine)
+        role = role_asked(question)
+        if role is not None:
+            owner = [w for w in role[1] if w.lower() not in self.terms.stopwords]
+            near = role_neighbours(text, role[0])
+            if len(owner) > 1:
+                owner.append(" ".join(owner))  # "United States" ~ "US" 0.80
+            if owner and near is not None and not self.names(owner, set(near)):
+                return 0.0
+        return 1.0
+
+    def names(self, wanted: Sequence[str], words: set[str]) -> bool:
+        """Some word of `words` is one of `wanted` or near one by embedding cosine
+        (`word_cosine`: "soldiers" ~ "troops" 0.89, "tanks" ~ "troops" 0.54); words rather than
+        stems, so a synonym counts; an upper-case word ("US") is never a stopword."""
+        stop = self.terms.stopwords
+        words = {w for w in words if w[:1].isalpha() and (w.isupper() or w.lower() not in stop)}
+        if not words:
+            return False
+        if {w.lower() for w in words} & {w.lower() for w in wanted}:
+            return True
+        wanted_vecs, word_vecs = self.vectors.encode(wanted, sorted(words))
+        return float((word_vecs @ wanted_vecs.T).max()) >= self.settings.word_cosine
 
     def confidence(self, features: Sequence[float]) -> float:
         """The calibrated probability that the best sentence answers the question: a logistic

@@ -81,6 +81,45 @@ def counted_words(question: str) -> list[str]:
     return [w for w in words if w[:1].islower() and w not in _GENERIC_COUNTS]
 
 
+# "Who is the president of Ukraine?", "Who was the coach of the Browns?", "Who is Russia's top
+# diplomat?": the holder of a role (its last word) of something.
+_ROLE_OF = re.compile(
+    r"^\W*who(?:\s+(?:is|was|are|were)|'s|’s)\s+(?:the\s+)?(?:(?:current|present|new|first|last|"
+    r"former)\s+)?((?:[\w-]+\s+){0,2}?[\w-]+)\s+of\s+(?:the\s+)?([^?.!]+?)\W*$", re.IGNORECASE,
+)
+_ROLE_OWNER = re.compile(
+    r"^\W*who\s+(?:is|was|are|were)\s+([\w-]+(?:\s+[\w-]+)?)['’]s?\s+((?:[\w-]+\s+){0,2}?[\w-]+)"
+    r"\W*$", re.IGNORECASE,
+)
+ROLE_WINDOW = 4  # words either side of the role word that may name whose role it is
+
+
+def role_asked(question: str) -> tuple[str, list[str]] | None:
+    """The role word and its owner's words of a "who is the R of X" or "who is X's R"
+    question: "Who is the president of Ukraine?" -> ("president", ["Ukraine"]); else None."""
+    m = _ROLE_OF.match(question)
+    if m:
+        role, owner = m.group(1), m.group(2)
+    else:
+        m = _ROLE_OWNER.match(question)
+        if not m:
+            return None
+        owner, role = m.group(1), m.group(2)
+    return role.split()[-1].lower(), _WORD.findall(owner)
+
+
+def role_neighbours(text: str, role: str) -> list[str] | None:
+    """The words within `ROLE_WINDOW` of each mention of `role` in `text` ("Russian President
+    Vladimir Putin plans" for "president"), or None when `text` never names the role."""
+    words = _WORD.findall(text)
+    at = [i for i, w in enumerate(words) if w.lower().startswith(role)]
+    if not at:
+        return None
+    near = {j for i in at for j in range(i - ROLE_WINDOW, i + ROLE_WINDOW + 1)
+            if 0 <= j < len(words) and j != i}
+    return [words[j] for j in sorted(near)]
+
+
 def type_match(kind: str | None, sentence: str, question_words: set[str]) -> float:
     """1 if the sentence holds the kind of thing asked for, 0 if not, 0.5 when none is asked."""
     if kind is None:

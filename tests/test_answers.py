@@ -13,7 +13,7 @@ from conftest import ROOT, SEEDS
 from qa import Engine
 from qa.answer import DECLINE_TEXT, LONG_QUESTION, WeightedQuery
 from qa.errors import BadQuestion
-from qa.terms import counted_words
+from qa.terms import counted_words, role_asked, role_neighbours
 
 ANSWERABLE = [
     ("When did the State Department reduce the embassy staff?", "Sunday"),
@@ -85,6 +85,43 @@ def test_a_count_of_something_else_is_declined(seed_engine):
     tanks = seed_engine.ask("How many tanks does Russia have at the border?")
     assert not tanks.answered, tanks.confidence
     assert tanks.text == DECLINE_TEXT and tanks.passages
+
+
+def test_a_role_held_for_someone_else_is_declined(seed_engine):
+    # The article names "Russian President Vladimir Putin" and "US President Joe Biden", never
+    # Ukraine's president; it does name the Kremlin's spokesman.
+    spokesman = seed_engine.ask("Who is the spokesman of the Kremlin?")
+    assert spokesman.answered, spokesman.confidence
+    assert "Dmitry Peskov" in spokesman.text
+    president = seed_engine.ask("Who is the president of Ukraine?")
+    assert not president.answered, president.confidence
+    assert president.text == DECLINE_TEXT and president.passages
+    question = "Who is the president of Ukraine?"
+    ranked, _ = seed_engine.answerer.evidence([WeightedQuery(question)], president.passages)
+    best = ranked[0]
+    read = f"{best.lead_in.text} {best.text}" if best.lead_in else best.text
+    assert "Russian President Vladimir Putin" in read
+    assert seed_engine.answerer.asked_for(question, best) == 0.0
+    assert seed_engine.answerer.asked_for("Who is the president of Russia?", best) == 1.0
+
+
+@pytest.mark.parametrize(
+    "question,role",
+    [("Who is the president of Ukraine?", ("president", ["Ukraine"])),
+     ("who was the head coach of the Cleveland Browns", ("coach", ["Cleveland", "Browns"])),
+     ("Who is Russia's top diplomat?", ("diplomat", ["Russia"])),
+     ("Who leads NATO?", None),
+     ("What is the capital of France?", None)],
+)
+def test_what_a_who_is_question_asks_for(question, role):
+    assert role_asked(question) == role
+
+
+def test_the_words_beside_a_role():
+    text = "US officials do not know what Russian President Vladimir Putin plans to do."
+    assert role_neighbours(text, "president") == [
+        "not", "know", "what", "Russian", "Vladimir", "Putin", "plans", "to"]
+    assert role_neighbours(text, "spokesman") is None
 
 
 @pytest.mark.parametrize(
