@@ -4,7 +4,9 @@ A follow-up ("What did he say?", "How did the US respond to them?", "Why?") lean
 turns before it. Without an LLM to rewrite it, two searches are fused:
 
     alone     the question, its personal pronouns replaced by the person the last answer
-              names (he/she/him/his/her -> "Jens Stoltenberg")
+              names (he/she/him/his/her -> "Jens Stoltenberg"), and "it" as the subject of a
+              verb of saying or acting by the body the last question names ("the UK Foreign
+              Office")
     joined    the last earlier questions joined with it
 
     passage score = a * score(alone) + (1 - a) * score(joined)
@@ -56,6 +58,25 @@ _NOT_PERSON = {
 }
 _SPEECH = re.compile(r"\b(said|says|told|added|announced|indicated|explained|stated)\b")
 _SPEAKER = re.compile(r"\b([A-Z][a-z’'-]+) (?:said|says|added|told|stated)\b")
+# "it" as the subject of a verb of saying, deciding or acting ("What else did it announce?")
+# stands for the body or country the earlier question asked about; "it" of an event ("When did
+# it happen?") or as an object ("When did he say it?") is left alone.
+_ACTS = (
+    r"say|tell|announce|decide|demand|want|ask|respond|reply|react|plan|propose|claim|call|"
+    r"send|deploy|order|agree|deny|warn|threaten|report|offer|accuse|blame|promise|pledge|"
+    r"indicate|describe|do|add|urge|approve|reject|withdraw|reduce"
+)
+_IT_ACTS = re.compile(
+    rf"\b(?:did|does|do|has|have|had|will|would|could|can|might|may)\s+(it)\s+(?:also\s+)?"
+    rf"(?:{_ACTS})\b", re.IGNORECASE,
+)
+# A run of capitalised words or acronyms ("the UK Foreign Office", "NATO", "Secretary of State").
+_PROPER = re.compile(r"\b(?:(the)\s+)?([A-Z][\w’'-]*(?:\s+(?:of\s+)?[A-Z][\w’'-]*)*)")
+_TIME_WORDS = {
+    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "January",
+    "February", "March", "April", "May", "June", "July", "August", "September", "October",
+    "November", "December",
+}
 CONTEXT_TURNS = 2  # earlier questions joined to a follow-up
 RESOLVED_ALONE = 0.8  # the most a question with a resolved pronoun weighs alone
 SEARCH_DEPTH = 20  # passages per search before fusion
@@ -128,6 +149,31 @@ def resolve_pronouns(question: str, person: str | None) -> str:
     return re.sub(r"\b(he|him|his|she|her|hers)\b", swap, question, flags=re.IGNORECASE)
 
 
+def asked_about(question: str) -> str | None:
+    """The body, place or country a question names first, with its article ("the UK Foreign
+    Office" in "What did the UK Foreign Office say on Saturday?"), or None: its opening word,
+    days and months, and people and their posts (he/she stand for those) do not count."""
+    for m in _PROPER.finditer(question):
+        words = m.group(2).split()
+        while words and words[-1] in _TIME_WORDS:
+            words.pop()
+        if m.start(2) == len(question) - len(question.lstrip()) or not words:
+            continue  # the question's first word is capitalised anyway
+        if len(words) >= 2 and not _NOT_PERSON.intersection(words):
+            continue  # a person or a person's post ("Jens Stoltenberg", "US Secretary of State")
+        name = " ".join(words)
+        return f"the {name}" if m.group(1) else name
+    return None
+
+
+def resolve_it(question: str, actor: str | None) -> str:
+    """Replace "it" as the subject of a verb of saying or acting with `actor`."""
+    m = _IT_ACTS.search(question) if actor else None
+    if m is None:
+        return question
+    return f"{question[: m.start(1)]}{actor}{question[m.end(1) :]}"
+
+
 def resolve(question: str, turns: Sequence[Turn]) -> Resolution:
     """What to search for `question` after `turns` (oldest first)."""
     if not turns:
@@ -137,7 +183,7 @@ def resolve(question: str, turns: Sequence[Turn]) -> Resolution:
     person = next(filter(None, (last_person(q) for q in quotes)), None) or last_person(
         last.question
     )
-    resolved = resolve_pronouns(question, person)
+    resolved = resolve_it(resolve_pronouns(question, person), asked_about(last.question))
     alone = self_containedness(resolved)
     if resolved != question:  # a name put in for a pronoun still leans on the earlier turns
         alone = min(alone, RESOLVED_ALONE)

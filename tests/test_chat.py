@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT, SEEDS
 
 from qa.answer import DECLINE_TEXT
-from qa.chat import resolve, resolve_pronouns, self_containedness
+from qa.chat import asked_about, resolve, resolve_it, resolve_pronouns, self_containedness
 
 
 def quoted(answer) -> str:
@@ -36,6 +36,35 @@ def test_follow_up_with_a_pronoun_for_a_person(seed_engine):
     assert any("Stoltenberg said" in p.text for p in answer.passages[:2])
     assert answer.answered
     assert "stoltenberg said" in quoted(answer)
+
+
+@pytest.mark.parametrize(
+    "question,actor",
+    [("What did the UK Foreign Office say on Saturday?", "the UK Foreign Office"),
+     ("What did Russia demand?", "Russia"),
+     ("What did the United States send to Ukraine last week?", "the United States"),
+     ("Who is the US Secretary of State?", None),
+     ("What did Jens Stoltenberg say?", None)],
+)
+def test_what_an_earlier_question_asked_about(question, actor):
+    assert asked_about(question) == actor
+
+
+def test_it_resolves_only_as_the_subject_of_an_act():
+    assert resolve_it("What else did it announce?", "the UK Foreign Office") == (
+        "What else did the UK Foreign Office announce?"
+    )
+    assert resolve_it("When did it happen?", "Russia") == "When did it happen?"
+    assert resolve_it("When did he say it?", "Russia") == "When did he say it?"
+    assert resolve_it("What did it say?", None) == "What did it say?"
+
+
+def test_follow_up_with_it_for_a_body(seed_engine):
+    answer = seed_engine.ask("What else did it announce?",
+                             history=["What did the UK Foreign Office say on Saturday?"])
+    assert answer.standalone_question.endswith("What else did the UK Foreign Office announce?")
+    assert answer.answered, answer.confidence
+    assert "british embassy staff and their dependents would be withdrawn" in quoted(answer)
 
 
 def test_follow_up_with_a_pronoun_for_a_thing(seed_engine):
