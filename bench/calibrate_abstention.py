@@ -5,15 +5,15 @@ For every question of ClapNQ (300 answerable, 300 not; passages indexed once int
 answer step's confidence features are computed (answer.confidence_features: the best sentence's
 cosine, its lead over the median sentence, its share of the question's terms that its passage's
 title lacks, whether it names what a "how many" question counts or whose role a "who is the R of
-X" question asks for, and the question's length). A
-logistic regression over every question of both sets (each question weighs the same) gives the
-confidence; a sweep of thresholds prints, on each set, the precision and recall of declining
-and the share of answerable questions answered (and answered with a right best sentence). The
-chosen threshold answers >= 90% of ClapNQ's answerable questions and >= 95% of the seed sets'
-(MIN_ANSWERED), declines none of the seed sets' answers that are right (their target is every
-answerable question answered) and, within that, declines the most unanswerable ones. Last, a confidence fitted on ClapNQ alone and cross-validated shows how
-many of its unanswerable questions the features can decline at 90% answered, whatever the seed
-sets need.
+X" question asks for, and the question's length). A logistic regression over every question of
+both sets (each question weighs the same) gives the confidence; a sweep of thresholds prints, on
+each set, the precision and recall of declining and the share of answerable questions answered
+(and answered with a right best sentence). The chosen threshold answers >= 90% of ClapNQ's
+answerable questions and >= 95% of the seed sets' (MIN_ANSWERED), declines none of the seed
+sets' answers that are right (their target is every answerable question answered) and, within
+that, declines the most unanswerable ones. Last, a confidence fitted on ClapNQ alone and
+cross-validated shows how many of its unanswerable questions the features can decline at 90%
+answered, whatever the seed sets need.
 
     python bench/calibrate_abstention.py [--seed-index DIR] [--clapnq-index DIR]
 

@@ -112,7 +112,7 @@ def role_neighbours(text: str, role: str) -> list[str] | None:
     """The words within `ROLE_WINDOW` of each mention of `role` in `text` ("Russian President
     Vladimir Putin plans" for "president"), or None when `text` never names the role."""
     words = _WORD.findall(text)
-    at = [i for i, w in enumerate(words) if w.lower().startswith(role)]
+    at = [i for i, w in enumerate(words) if w.lower() in (role, f"{role}s")]
     if not at:
         return None
     near = {j for i in at for j in range(i - ROLE_WINDOW, i + ROLE_WINDOW + 1)
