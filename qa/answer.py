@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from qa.embed import Embedder
+from qa.embed import Embedder, SentenceVectors
 from qa.index import PassageIndex
 from qa.retrieve import LexicalScorer
 from qa.schema import Answer, Citation, Passage
@@ -78,6 +77,11 @@ class Candidate:
     score: float = 0.0
     own_cosine: float = 0.0  # the sentence's cosine alone, not read after the one before
     vector: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def reading(self) -> str:
+        """The sentence as it is read and quoted: after its lead-in, when it has one."""
+        return f"{self.lead_in.text} {self.text}" if self.lead_in else self.text
 
 
 FRAGMENT_WORDS = 4
@@ -160,31 +164,6 @@ def confidence_features(question: str, ranked: Sequence[Candidate], asked: float
     return [best.support, best.score - median, best.focus, asked, length]
 
 
-class SentenceVectors:
-    """Sentence embeddings kept by text (an LRU), so a passage is embedded once per session."""
-
-    def __init__(self, embedder: Embedder, capacity: int) -> None:
-        self.embedder = embedder
-        self.capacity = capacity
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-
-    def encode(
-        self, queries: Sequence[str], sentences: Sequence[str]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Vectors of the queries (never cached) and of the sentences, in one model call."""
-        missing = list(dict.fromkeys(s for s in sentences if s not in self._cache))
-        vectors = self.embedder.encode_queries([*queries, *missing])
-        for text, vec in zip(missing, vectors[len(queries):]):
-            self._cache[text] = vec
-        dim = self.embedder.settings.dimension
-        found = np.asarray([self._cache[s] for s in sentences]).reshape(-1, dim)
-        for text in sentences:
-            self._cache.move_to_end(text)
-        while len(self._cache) > self.capacity:
-            self._cache.popitem(last=False)
-        return vectors[: len(queries)], found
-
-
 class Answerer:
     """Scores the sentences of retrieved passages and writes the answer."""
 
@@ -218,7 +197,7 @@ class Answerer:
         "troops"), or whose role a "who is the R of X" question asks for, when the sentence
         names the role only beside others ("Russian President Vladimir Putin" for "Who is the
         president of Ukraine?"); a sentence that never names the role tells nothing."""
-        text = f"{best.lead_in.text} {best.text}" if best.lead_in else best.text
+        text = best.reading
         counted = counted_words(question)
         if counted and not self.names(counted, lower_words(text)):
             return 0.0

@@ -1,4 +1,5 @@
-"""The packaged all-MiniLM-L6-v2: token counting for the chunker, vectors for the index.
+"""The packaged all-MiniLM-L6-v2: token counting for the chunker, vectors for the index, and the
+answer step's sentence vectors, cached by text.
 
 A thin wrapper over SentenceTransformer rather than LlamaIndex's HuggingFaceEmbedding, because
 indexing needs one `encode` call over all texts (it sorts by length across batches, which the
@@ -8,6 +9,7 @@ thread count.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -80,3 +82,28 @@ class Embedder:
             show_progress_bar=show_progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class SentenceVectors:
+    """Sentence embeddings kept by text (an LRU), so a passage is embedded once per session."""
+
+    def __init__(self, embedder: Embedder, capacity: int) -> None:
+        self.embedder = embedder
+        self.capacity = capacity
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def encode(
+        self, queries: Sequence[str], sentences: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of the queries (never cached) and of the sentences, in one model call."""
+        missing = list(dict.fromkeys(s for s in sentences if s not in self._cache))
+        vectors = self.embedder.encode_queries([*queries, *missing])
+        for text, vec in zip(missing, vectors[len(queries):]):
+            self._cache[text] = vec
+        dim = self.embedder.settings.dimension
+        found = np.asarray([self._cache[s] for s in sentences]).reshape(-1, dim)
+        for text in sentences:
+            self._cache.move_to_end(text)
+        while len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+        return vectors[: len(queries)], found

@@ -93,14 +93,13 @@ def test_a_role_held_for_someone_else_is_declined(seed_engine):
     spokesman = seed_engine.ask("Who is the spokesman of the Kremlin?")
     assert spokesman.answered, spokesman.confidence
     assert "Dmitry Peskov" in spokesman.text
-    president = seed_engine.ask("Who is the president of Ukraine?")
+    question = "Who is the president of Ukraine?"
+    president = seed_engine.ask(question)
     assert not president.answered, president.confidence
     assert president.text == DECLINE_TEXT and president.passages
-    question = "Who is the president of Ukraine?"
     ranked, _ = seed_engine.answerer.evidence([WeightedQuery(question)], president.passages)
     best = ranked[0]
-    read = f"{best.lead_in.text} {best.text}" if best.lead_in else best.text
-    assert "Russian President Vladimir Putin" in read
+    assert "Russian President Vladimir Putin" in best.reading
     assert seed_engine.answerer.asked_for(question, best) == 0.0
     assert seed_engine.answerer.asked_for("Who is the president of Russia?", best) == 1.0
 
