@@ -29,7 +29,7 @@ from qa.answer import WeightedQuery
 from qa.schema import Answer, Passage
 
 if TYPE_CHECKING:
-    from qa.engine import Engine
+    from qa.engine import Snapshot
 
 PERSONAL = {"he", "him", "his", "she", "her", "hers"}
 ANAPHORA = PERSONAL | {
@@ -196,13 +196,13 @@ def resolve(question: str, turns: Sequence[Turn]) -> Resolution:
     )
 
 
-def fused_passages(engine: Engine, queries: Sequence[WeightedQuery], k: int) -> list[Passage]:
+def fused_passages(snapshot: Snapshot, queries: Sequence[WeightedQuery], k: int) -> list[Passage]:
     """Passages of several searches, scored by the weighted sum of their fused scores (a
     passage missing from one search counts with that search's lowest score)."""
     if len(queries) == 1:
-        hits = engine.retriever.search(queries[0].text, k)
-        return [engine.passage(h.passage_id, h.score) for h in hits]
-    results = [engine.retriever.search(q.text, max(k, SEARCH_DEPTH)) for q in queries]
+        hits = snapshot.retriever.search(queries[0].text, k)
+        return [snapshot.passage(h.passage_id, h.score) for h in hits]
+    results = [snapshot.retriever.search(q.text, max(k, SEARCH_DEPTH)) for q in queries]
     if not any(results):
         return []
     totals: dict[str, float] = {}
@@ -212,11 +212,11 @@ def fused_passages(engine: Engine, queries: Sequence[WeightedQuery], k: int) -> 
         for pid in {h.passage_id for r in results for h in r}:
             totals[pid] = totals.get(pid, 0.0) + query.weight * scores.get(pid, floor)
     best = sorted(totals, key=lambda pid: -totals[pid])[:k]
-    return [engine.passage(pid, totals[pid]) for pid in best]
+    return [snapshot.passage(pid, totals[pid]) for pid in best]
 
 
 def prepare(
-    engine: Engine, question: str, history: Sequence[str | Answer] = (), depth: int = 1
+    snapshot: Snapshot, question: str, history: Sequence[str | Answer] = (), depth: int = 1
 ) -> tuple[Resolution, list[Passage], tuple[str, ...]]:
     """What to search for `question` after `history` (earlier questions, or Answers), the
     passages found, and the quotes of the last answer. An earlier question given as text is
@@ -226,18 +226,18 @@ def prepare(
     turns = [t for t in turns if t.question.strip()][-CONTEXT_TURNS:]
     if turns and turns[-1].answer is None and depth > 0:
         earlier = [t.answer or t.question for t in turns[:-1]]
-        turns[-1].answer = ask(engine, turns[-1].question, earlier, depth - 1)
+        turns[-1].answer = ask(snapshot, turns[-1].question, earlier, depth - 1)
     resolution = resolve(question, turns)
-    passages = fused_passages(engine, resolution.queries, engine.settings.answer.passages)
+    passages = fused_passages(snapshot, resolution.queries, snapshot.settings.answer.passages)
     last = turns[-1].answer if turns else None
     avoid = tuple(c.quote for c in last.citations) if last else ()
     return resolution, passages, avoid
 
 
 def ask(
-    engine: Engine, question: str, history: Sequence[str | Answer] = (), depth: int = 1
+    snapshot: Snapshot, question: str, history: Sequence[str | Answer] = (), depth: int = 1
 ) -> Answer:
     """Answer `question` after the earlier turns `history` (oldest first)."""
-    resolution, passages, avoid = prepare(engine, question, history, depth)
-    return engine.answerer.answer(question, resolution.standalone, resolution.queries, passages,
+    resolution, passages, avoid = prepare(snapshot, question, history, depth)
+    return snapshot.answerer.answer(question, resolution.standalone, resolution.queries, passages,
                                   avoid)

@@ -9,6 +9,7 @@ thread count.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property
@@ -85,25 +86,30 @@ class Embedder:
 
 
 class SentenceVectors:
-    """Sentence embeddings kept by text (an LRU), so a passage is embedded once per session."""
+    """Sentence embeddings kept by text (an LRU), so a passage is embedded once per session.
+    Questions asked at the same time share it; the model runs outside its lock."""
 
     def __init__(self, embedder: Embedder, capacity: int) -> None:
         self.embedder = embedder
         self.capacity = capacity
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
     def encode(
         self, queries: Sequence[str], sentences: Sequence[str]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Vectors of the queries (never cached) and of the sentences, in one model call."""
-        missing = list(dict.fromkeys(s for s in sentences if s not in self._cache))
+        with self._lock:
+            known = {s: self._cache[s] for s in sentences if s in self._cache}
+        missing = list(dict.fromkeys(s for s in sentences if s not in known))
         vectors = self.embedder.encode_queries([*queries, *missing])
-        for text, vec in zip(missing, vectors[len(queries):]):
-            self._cache[text] = vec
+        known.update(zip(missing, vectors[len(queries):]))
+        with self._lock:
+            for text in dict.fromkeys(sentences):
+                self._cache[text] = known[text]
+                self._cache.move_to_end(text)
+            while len(self._cache) > self.capacity:
+                self._cache.popitem(last=False)
         dim = self.embedder.settings.dimension
-        found = np.asarray([self._cache[s] for s in sentences]).reshape(-1, dim)
-        for text in sentences:
-            self._cache.move_to_end(text)
-        while len(self._cache) > self.capacity:
-            self._cache.popitem(last=False)
+        found = np.asarray([known[s] for s in sentences]).reshape(-1, dim)
         return vectors[: len(queries)], found

@@ -1,13 +1,26 @@
-"""The one Python API every face calls: open an index over sources, search it, ask it."""
+"""The one Python API every face calls: open an index over sources, search it, ask it.
+
+Questions and writes run at the same time. What a question reads is one `Snapshot`: an index
+generation with its retriever and answerer, never changed once made. A write (one at a time)
+builds the next generation on its own copy, commits it, and only then points the engine at a
+new snapshot; a question that already took the old one reads it to its end.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.embed import Embedder
-from qa.errors import BadQuestion, IndexDamaged, QAError
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle
+
+from qa.embed import Embedder, SentenceVectors
+from qa.errors import BadQuestion, IndexDamaged, IndexLocked, QAError
 from qa.index import PassageIndex
 from qa.load import discover
 from qa.retrieve import HybridRetriever
@@ -22,197 +35,37 @@ if TYPE_CHECKING:
 MAX_QUESTION_CHARS = 2000  # longer questions are cut; the embedder sees 256 word pieces anyway
 
 
-class Engine:
-    def __init__(self, index_dir: str | Path, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
-        self.store = IndexStore(index_dir)
-        self.embedder = Embedder(self.settings.embed)
-        self.index = PassageIndex(self.settings)
-        self._generation: Path | None = None
-        self._retriever: HybridRetriever | None = None
-        self._answerer: Answerer | None = None
-        self.last_report = SyncReport()
+class Snapshot:
+    """One index generation as questions read it: the index, its retriever and answerer (built
+    on first use). Nothing changes it once made. The sentence-vector cache is the engine's,
+    shared by every snapshot."""
 
-    # ---- opening -----------------------------------------------------------------------
-    @classmethod
-    def open(
-        cls,
-        sources: Sequence[str | Path] | None = ("seeds",),
-        index_dir: str | Path = "index",
-        settings: Settings | None = None,
-        show_progress: bool = False,
-        rebuild: bool = False,
-    ) -> Engine:
-        """Load `index_dir`; build it when missing, update it when a source changed, and
-        rebuild it when the embedder or chunking settings changed (or `rebuild` is set)."""
-        engine = cls(index_dir, settings)
-        if not rebuild:  # a rebuild must work even when the index on disk is damaged
-            engine._load()
-        if rebuild or engine.stale:
-            engine.last_report = engine.sync(sources or [], show_progress, rebuild=True)
-        elif sources:
-            engine.last_report = engine.sync(sources, show_progress)
-        return engine
-
-    @property
-    def stale(self) -> bool:
-        """The index on disk was built with other chunking, embedder or format: rebuild it."""
-        return self._generation is not None and (
-            self._manifest_fingerprint != self.settings.index_fingerprint()
-        )
-
-    def _load(self) -> None:
-        for attempt in range(3):
-            generation = self.store.current()
-            try:
-                return self._load_generation(generation)
-            except IndexDamaged:
-                # a writer may have swapped generations and removed this one mid-read
-                if attempt == 2 or self.store.current() == generation:
-                    raise
-
-    def _load_generation(self, generation: Path | None) -> None:
-        self._generation = generation
-        self._retriever = None
-        self._manifest_fingerprint = None
-        if generation is None:
-            self.index = PassageIndex(self.settings)
-            return
-        manifest = self.store.read_manifest(generation)
-        self._manifest_fingerprint = manifest.get("fingerprint")
-        if self._manifest_fingerprint != self.settings.index_fingerprint():
-            self.index = PassageIndex(self.settings)  # to be rebuilt by the caller
-            return
-        self.index = PassageIndex.load(generation, manifest, self.settings)
-
-    # ---- updating ----------------------------------------------------------------------
-    def sync(
+    def __init__(
         self,
-        sources: Iterable[str | Path],
-        show_progress: bool = False,
-        rebuild: bool = False,
-        prune: bool = True,
-    ) -> SyncReport:
-        """Bring the index in line with the files under `sources`.
+        index: PassageIndex,
+        embedder: Embedder,
+        settings: Settings,
+        vectors: SentenceVectors,
+        generation: Path | None = None,
+        fingerprint: str | None = None,
+    ) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.settings = settings
+        self.vectors = vectors
+        self.generation = generation  # the folder it was read from or written to
+        self.fingerprint = fingerprint  # the settings it was built with
 
-        Unchanged files (same size and mtime, or same content hash) are not read again and
-        nothing of them is re-embedded; a changed file's documents are re-embedded alone; a
-        file that disappeared from a source folder has its documents removed (`prune`).
-        """
-        sources = [Path(s) for s in sources]
-        rebuild = rebuild or self.stale
-        report = SyncReport(rebuilt=rebuild)
-        missing = [s for s in sources if not s.exists()]
-        report.errors += [LoadError(str(s), "no such file or folder") for s in missing]
-        found = list(discover(s for s in sources if s.exists()))
-        if not rebuild and not needs_work(self.index, found, sources, prune):
-            report.unchanged = len(found)
-            return report
-        with self.store.lock(self.settings.lock_timeout):
-            try:
-                if rebuild:
-                    found += self._indexed_files(exclude={f.resolve() for f, _ in found})
-                    self.index = PassageIndex(self.settings)
-                elif self.store.current() != self._generation:
-                    self._load()  # another writer committed while we waited
-                apply_changes(
-                    self.index, found, sources if prune else [], report, self.embedder,
-                    show_progress,
-                )
-                if report.changed:
-                    self._commit()
-            except BaseException:
-                self._reload_after_failure()
-                raise
-        return report
-
-    def _indexed_files(self, exclude: set[Path]) -> list[tuple[Path, Path]]:
-        """Every file the index on disk lists and that still exists; empty when unreadable."""
-        try:
-            generation = self.store.current()
-            files = self.store.read_manifest(generation)["files"] if generation else {}
-        except (QAError, KeyError, TypeError):
-            return []
-        return indexed_files(files, exclude)
-
-    def _reload_after_failure(self) -> None:
-        """After a failed update, the engine holds the index on disk again, not a half-changed
-        copy of it."""
-        try:
-            self._load()
-        except QAError:
-            self.index = PassageIndex(self.settings)
-            self._generation = None
-            self._retriever = None
-
-    def add(self, paths: Sequence[str | Path], show_progress: bool = False) -> SyncReport:
-        """Index files or folders (incremental: unchanged content is skipped)."""
-        self.last_report = self.sync(paths, show_progress, prune=False)
-        return self.last_report
-
-    def remove(self, doc_ids: Sequence[str]) -> list[str]:
-        """Remove documents by doc_id; returns the ones that were indexed."""
-        with self.store.lock(self.settings.lock_timeout):
-            try:
-                if self.store.current() != self._generation:
-                    self._load()
-                removed = self.index.remove_documents(doc_ids)
-                for entry in self.index.files.values():
-                    entry["doc_ids"] = [d for d in entry["doc_ids"] if d not in removed]
-                self.index.files = {k: v for k, v in self.index.files.items() if v["doc_ids"]}
-                if removed:
-                    self._commit()
-            except BaseException:
-                self._reload_after_failure()
-                raise
-        return removed
-
-    def _commit(self) -> None:
-        with self.store.new_generation() as folder:
-            self.index.save(folder)
-        self._generation = self.store.current()
-        self._manifest_fingerprint = self.settings.index_fingerprint()
-        self._retriever = None
-
-    # ---- reading -----------------------------------------------------------------------
-    @property
+    @cached_property
     def retriever(self) -> HybridRetriever:
-        if self._retriever is None:
-            self._retriever = HybridRetriever(
-                self.index, self.embedder, self.settings.retrieve
-            )
-        return self._retriever
+        return HybridRetriever(self.index, self.embedder, self.settings.retrieve)
 
-    def retrieve(self, question: str, k: int = 5) -> list[Passage]:
-        """The k passages that best answer the question, best first."""
-        question = clean_question(question)
-        return [
-            self.passage(hit.passage_id, hit.score) for hit in self.retriever.search(question, k)
-        ]
-
-    @property
+    @cached_property
     def answerer(self) -> Answerer:
-        """Sentence scoring over the current index (sentence vectors outlive index updates)."""
-        retriever = self.retriever
-        if self._answerer is None or self._answerer.terms.lexical is not retriever.lexical:
-            from qa.answer import Answerer
+        from qa.answer import Answerer
 
-            vectors = self._answerer.vectors if self._answerer else None
-            self._answerer = Answerer(
-                self.index, self.embedder, retriever.lexical, self.settings.answer, vectors
-            )
-        return self._answerer
-
-    def ask(self, question: str, history: Sequence[str | Answer] = ()) -> Answer:
-        """The answer to a question, after the earlier questions (or Answers) of a chat:
-        quoted sentences with citations, or a plain decline with the nearest passages."""
-        from qa.chat import ask
-
-        return ask(self, clean_question(question), history)
-
-    def as_retriever(self, k: int = 5) -> HybridRetriever:
-        """A `llama_index.core` `BaseRetriever` returning `NodeWithScore`s."""
-        return HybridRetriever(self.index, self.embedder, self.settings.retrieve, k=k)
+        return Answerer(self.index, self.embedder, self.retriever.lexical, self.settings.answer,
+                        self.vectors)
 
     def passage(self, passage_id: str, score: float = 0.0) -> Passage:
         node = self.index.node(passage_id)
@@ -229,12 +82,223 @@ class Engine:
             page=meta.get("page"),
         )
 
+
+class Engine:
+    def __init__(self, index_dir: str | Path, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.store = IndexStore(index_dir)
+        self.embedder = Embedder(self.settings.embed)
+        self._vectors = SentenceVectors(self.embedder, self.settings.answer.sentence_cache)
+        self._snapshot = self._snapshot_of(PassageIndex(self.settings))
+        self._writer = threading.Lock()  # writers of this process; other processes: the file lock
+        self.last_report = SyncReport()
+
+    # ---- opening -----------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        sources: Sequence[str | Path] | None = ("seeds",),
+        index_dir: str | Path = "index",
+        settings: Settings | None = None,
+        show_progress: bool = False,
+        rebuild: bool = False,
+    ) -> Engine:
+        """Load `index_dir`; build it when missing, update it when a source changed, and
+        rebuild it when the embedder or chunking settings changed (or `rebuild` is set)."""
+        engine = cls(index_dir, settings)
+        if not rebuild:  # a rebuild must work even when the index on disk is damaged
+            engine._snapshot = engine._read_current()
+        if rebuild or engine.stale:
+            engine.last_report = engine.sync(sources or [], show_progress, rebuild=True)
+        elif sources:
+            engine.last_report = engine.sync(sources, show_progress)
+        return engine
+
+    @property
+    def stale(self) -> bool:
+        """The index on disk was built with other chunking, embedder or format: rebuild it."""
+        snapshot = self._snapshot
+        return snapshot.generation is not None and (
+            snapshot.fingerprint != self.settings.index_fingerprint()
+        )
+
+    def _snapshot_of(
+        self, index: PassageIndex, generation: Path | None = None, fingerprint: str | None = None
+    ) -> Snapshot:
+        return Snapshot(index, self.embedder, self.settings, self._vectors, generation, fingerprint)
+
+    def _read_current(self) -> Snapshot:
+        """The generation CURRENT names, read from disk."""
+        for attempt in range(3):
+            generation = self.store.current()
+            try:
+                return self._read(generation)
+            except IndexDamaged:
+                # a writer may have swapped generations and removed this one mid-read
+                if attempt == 2 or self.store.current() == generation:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _read(self, generation: Path | None) -> Snapshot:
+        if generation is None:
+            return self._snapshot_of(PassageIndex(self.settings))
+        manifest = self.store.read_manifest(generation)
+        fingerprint = manifest.get("fingerprint")
+        if fingerprint != self.settings.index_fingerprint():
+            index = PassageIndex(self.settings)  # to be rebuilt by the caller
+        else:
+            index = PassageIndex.load(generation, manifest, self.settings)
+        return self._snapshot_of(index, generation, fingerprint)
+
+    # ---- updating ----------------------------------------------------------------------
+    @property
+    def writing(self) -> bool:
+        """Whether a write (sync, add, remove) of this engine is in progress."""
+        return self._writer.locked()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write at a time: this process's writers wait here, other processes' at the
+        index's file lock."""
+        timeout = self.settings.lock_timeout
+        if not self._writer.acquire(timeout=timeout):
+            raise IndexLocked(
+                f"another write to the index at {self.store.root} is in progress "
+                f"(waited {timeout:.0f} s); try again when it is done"
+            )
+        try:
+            with self.store.lock(timeout):
+                yield
+        finally:
+            self._writer.release()
+
+    def _working_copy(self) -> PassageIndex:
+        """The live generation for a write to change, never the one questions are reading:
+        read again from disk, which also takes in what another process committed."""
+        return self._read_current().index
+
+    def sync(
+        self,
+        sources: Iterable[str | Path],
+        show_progress: bool = False,
+        rebuild: bool = False,
+        prune: bool = True,
+    ) -> SyncReport:
+        """Bring the index in line with the files under `sources`.
+
+        Unchanged files (same size and mtime, or same content hash) are not read again and
+        nothing of them is re-embedded; a changed file's documents are re-embedded alone; a
+        file that disappeared from a source folder has its documents removed (`prune`).
+        Questions go on meanwhile, answered from the generation before; a failed update
+        leaves that generation in place.
+        """
+        sources = [Path(s) for s in sources]
+        rebuild = rebuild or self.stale
+        report = SyncReport(rebuilt=rebuild)
+        missing = [s for s in sources if not s.exists()]
+        report.errors += [LoadError(str(s), "no such file or folder") for s in missing]
+        found = list(discover(s for s in sources if s.exists()))
+        if not rebuild and not needs_work(self.index, found, sources, prune):
+            report.unchanged = len(found)
+            return report
+        with self._writing():
+            if rebuild:
+                found += self._indexed_files(exclude={f.resolve() for f, _ in found})
+                index = PassageIndex(self.settings)
+            else:
+                index = self._working_copy()
+            apply_changes(
+                index, found, sources if prune else [], report, self.embedder, show_progress
+            )
+            if report.changed:
+                self._commit(index)
+        return report
+
+    def _indexed_files(self, exclude: set[Path]) -> list[tuple[Path, Path]]:
+        """Every file the index on disk lists and that still exists; empty when unreadable."""
+        try:
+            generation = self.store.current()
+            files = self.store.read_manifest(generation)["files"] if generation else {}
+        except (QAError, KeyError, TypeError):
+            return []
+        return indexed_files(files, exclude)
+
+    def add(self, paths: Sequence[str | Path], show_progress: bool = False) -> SyncReport:
+        """Index files or folders (incremental: unchanged content is skipped)."""
+        self.last_report = self.sync(paths, show_progress, prune=False)
+        return self.last_report
+
+    def remove(self, doc_ids: Sequence[str]) -> list[str]:
+        """Remove documents by doc_id; returns the ones that were indexed."""
+        with self._writing():
+            index = self._working_copy()
+            removed = index.remove_documents(doc_ids)
+            for entry in index.files.values():
+                entry["doc_ids"] = [d for d in entry["doc_ids"] if d not in removed]
+            index.files = {k: v for k, v in index.files.items() if v["doc_ids"]}
+            if removed:
+                self._commit(index)
+        return removed
+
+    def _commit(self, index: PassageIndex) -> None:
+        """Write `index` as the new generation, then let questions read it."""
+        with self.store.new_generation() as folder:
+            index.save(folder)
+        fingerprint = self.settings.index_fingerprint()
+        self._snapshot = self._snapshot_of(index, self.store.current(), fingerprint)
+
+    # ---- reading -----------------------------------------------------------------------
+    # Each read takes the current snapshot once and uses only it, so a write swapping in the
+    # next generation meanwhile never mixes two generations in one answer.
+    def snapshot(self) -> Snapshot:
+        """The generation questions read now; it stays whole while later writes make others."""
+        return self._snapshot
+
+    @property
+    def index(self) -> PassageIndex:
+        """The index questions read now (read it, never change it)."""
+        return self._snapshot.index
+
+    @property
+    def retriever(self) -> HybridRetriever:
+        return self._snapshot.retriever
+
+    @property
+    def answerer(self) -> Answerer:
+        """Sentence scoring over the current index (sentence vectors outlive index updates)."""
+        return self._snapshot.answerer
+
+    def retrieve(self, question: str, k: int = 5) -> list[Passage]:
+        """The k passages that best answer the question, best first."""
+        question = clean_question(question)
+        snapshot = self._snapshot
+        hits = snapshot.retriever.search(question, k)
+        return [snapshot.passage(hit.passage_id, hit.score) for hit in hits]
+
+    def ask(self, question: str, history: Sequence[str | Answer] = ()) -> Answer:
+        """The answer to a question, after the earlier questions (or Answers) of a chat:
+        quoted sentences with citations, or a plain decline with the nearest passages. Only
+        the last few turns of `history` are read, each cut like the question."""
+        from qa.chat import ask
+
+        question = clean_question(question)
+        history = clean_history(history, self.settings.chat.history_turns)
+        return ask(self._snapshot, question, history)
+
+    def as_retriever(self, k: int = 5) -> BaseRetriever:
+        """A `llama_index.core` `BaseRetriever` returning `NodeWithScore`s; it searches the
+        generation live at each call, so it sees documents added after it was made."""
+        return LiveRetriever(self, k)
+
+    def passage(self, passage_id: str, score: float = 0.0) -> Passage:
+        return self._snapshot.passage(passage_id, score)
+
     def document_text(self, doc_id: str) -> str:
-        return self.index.document_text(doc_id)
+        return self._snapshot.index.document_text(doc_id)
 
     def documents(self) -> list[dict]:
         """Indexed documents: doc_id, title, source, passage count."""
-        docs = sorted(self.index.documents.items())
+        docs = sorted(self._snapshot.index.documents.items())
         return [
             {"doc_id": d, "title": e["title"], "source": e["source"],
              "passages": len(e["passages"])}
@@ -243,11 +307,53 @@ class Engine:
 
     def sentences(self, passage: Passage) -> list[tuple[int, int]]:
         """The passage's sentences as document offsets (from the chunker)."""
-        spans = self.index.node(passage.id).metadata["sentences"]
+        spans = self._snapshot.index.node(passage.id).metadata["sentences"]
         return [(passage.start + s, passage.start + e) for s, e in spans]
+
+
+class LiveRetriever(BaseRetriever):
+    """A LlamaIndex retriever over the generation the engine reads at each call."""
+
+    def __init__(self, engine: Engine, k: int = 5) -> None:
+        super().__init__()
+        self.engine = engine
+        self.k = k
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        snapshot = self.engine.snapshot()
+        hits = snapshot.retriever.search(query_bundle.query_str, self.k)
+        return [NodeWithScore(node=snapshot.index.node(h.passage_id), score=h.score) for h in hits]
 
 
 def clean_question(question: str) -> str:
     if not isinstance(question, str) or not question.strip():
         raise BadQuestion("the question is empty; type a question")
-    return " ".join(question.split())[:MAX_QUESTION_CHARS]
+    return _cut(question)
+
+
+def clean_history(history: Sequence[str | Answer], turns: int) -> list[str | Answer]:
+    """The last `turns` earlier turns that hold a question, each cut like the question: the
+    chat reads only the last few, so a long or huge history costs what a short one does."""
+    if isinstance(history, str) or not isinstance(history, Sequence):
+        raise BadQuestion("the history must be a list of earlier questions, oldest first")
+    for n, item in enumerate(history, 1):
+        if not isinstance(item, (str, Answer)):
+            raise BadQuestion(
+                f"history item {n} is a {type(item).__name__}, not a question; the history is "
+                "a list of earlier questions, oldest first"
+            )
+    kept: list[str | Answer] = []
+    for item in reversed(history):
+        if len(kept) == turns:
+            break
+        if isinstance(item, Answer):
+            if item.question.strip():
+                cut = item.question[:MAX_QUESTION_CHARS]
+                kept.append(item if cut == item.question else replace(item, question=cut))
+        elif text := _cut(item):
+            kept.append(text)
+    return kept[::-1]
+
+
+def _cut(text: str) -> str:
+    return " ".join(text.split())[:MAX_QUESTION_CHARS]

@@ -95,11 +95,23 @@ class AnswerSettings:
 
 
 @dataclass(frozen=True)
+class ChatSettings:
+    """How much of a conversation a question takes in; bounded like the question itself."""
+
+    # Earlier turns read, each cut to the question's length (engine.MAX_QUESTION_CHARS). The
+    # chat uses only the last 2 (chat.CONTEXT_TURNS); 8 leaves room so the bound never changes
+    # an answer, and keeps a long or huge history as cheap as a short one (unbounded, two 4 MB
+    # turns took 49 s).
+    history_turns: int = 8
+
+
+@dataclass(frozen=True)
 class Settings:
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
     embed: EmbedSettings = field(default_factory=EmbedSettings)
     retrieve: RetrieveSettings = field(default_factory=RetrieveSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
+    chat: ChatSettings = field(default_factory=ChatSettings)
     lock_timeout: float = 30.0  # seconds a second writer waits for the index lock
 
     def index_fingerprint(self) -> str:

@@ -1,7 +1,8 @@
 """The app's one door to the engine: asking, reading documents, adding and removing files.
 
-Gradio runs handlers on worker threads and several browser sessions share one engine, so every
-call goes through one lock: an upload being indexed never races a question.
+Gradio runs handlers on worker threads and several browser sessions share one engine. Questions
+and reads go straight to it: each is answered from the index generation live when it starts,
+while an upload or a removal builds the next one. Writes wait for each other, one at a time.
 """
 
 from __future__ import annotations
@@ -32,27 +33,37 @@ class Library:
         self.engine = engine
         self.uploads = uploads.uploads_dir(data_dir).resolve()
         self.max_bytes = int(max_upload_mb * 2**20)
-        self._lock = threading.RLock()
+        self._writing = threading.Lock()  # one upload or removal at a time
         self._texts: OrderedDict[str, str] = OrderedDict()  # recently shown documents
+        self._texts_lock = threading.Lock()
+        self._texts_version = 0  # counts writes, so a text read before one is not kept
 
     # ---- reading -----------------------------------------------------------------------
     def ask(self, question: str, history: Sequence[str | Answer] = ()) -> Answer:
         """`history`: the conversation's earlier questions, or its earlier Answers."""
-        with self._lock:
-            return self.engine.ask(question, history=list(history))
+        return self.engine.ask(question, history=list(history))
 
     def doc_text(self, doc_id: str) -> str:
-        with self._lock:
-            if doc_id not in self._texts:
-                self._texts[doc_id] = self.engine.document_text(doc_id)
+        with self._texts_lock:
+            if doc_id in self._texts:
+                self._texts.move_to_end(doc_id)
+                return self._texts[doc_id]
+            version = self._texts_version
+        text = self.engine.document_text(doc_id)
+        with self._texts_lock:
+            if version == self._texts_version:
+                self._texts[doc_id] = text
                 if len(self._texts) > TEXTS_KEPT:
                     self._texts.popitem(last=False)
-            self._texts.move_to_end(doc_id)
-            return self._texts[doc_id]
+        return text
 
     def documents(self) -> list[dict]:
-        with self._lock:
-            return self.engine.documents()
+        return self.engine.documents()
+
+    def _forget_texts(self) -> None:
+        with self._texts_lock:
+            self._texts.clear()
+            self._texts_version += 1
 
     # ---- changing ----------------------------------------------------------------------
     def add(self, files: Sequence[str | Path], progress: Progress) -> list[FileResult]:
@@ -60,7 +71,7 @@ class Library:
         bad line of a JSONL file)."""
         stored, rejected = uploads.store(list(files), self.uploads, self.max_bytes)
         results = [FileResult(r.name, False, str(r)) for r in rejected]
-        with self._lock:
+        with self._writing:
             for i, item in enumerate(stored):
                 progress(i / len(stored), f"Indexing {item.name} ({i + 1}/{len(stored)})")
                 try:
@@ -68,7 +79,7 @@ class Library:
                 except Exception:
                     item.undo()
                     raise
-            self._texts.clear()
+            self._forget_texts()
         progress(1.0, "Done")
         order = {Path(f).name: i for i, f in enumerate(files)}
         return sorted(results, key=lambda r: order.get(r.name, len(order)))
@@ -92,11 +103,11 @@ class Library:
         return lines
 
     def remove(self, doc_ids: Sequence[str]) -> list[FileResult]:
-        with self._lock:
+        with self._writing:
             removed = self.engine.remove(list(doc_ids))
             for doc_id in removed:
                 uploads.discard(self.uploads, doc_id)
-            self._texts.clear()
+            self._forget_texts()
         results = [FileResult(d, True, f"{d}: removed from the index") for d in removed]
         results += [
             FileResult(d, False, f"{d}: not in the index") for d in doc_ids if d not in removed
