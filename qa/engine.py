@@ -356,4 +356,7 @@ def clean_history(history: Sequence[str | Answer], turns: int) -> list[str | Ans
 
 
 def _cut(text: str) -> str:
-    return " ".join(text.split())[:MAX_QUESTION_CHARS]
+    """Whitespace runs made one space, cut to MAX_QUESTION_CHARS; a word has at least one
+    character, so no more words than that are split off, however long the text."""
+    words = text.split(maxsplit=MAX_QUESTION_CHARS)[:MAX_QUESTION_CHARS]
+    return " ".join(words)[:MAX_QUESTION_CHARS]

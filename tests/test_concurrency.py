@@ -126,6 +126,7 @@ def test_an_old_retriever_sees_documents_added_later(index_copy, tmp_path):
 
 
 # ---- history -----------------------------------------------------------------------------------
+FOLLOW_UP = "What did he say?"
 HUGE = [  # two 4 MB earlier turns
     "How many troops has Russia deployed? " + "Troops and tanks moved west in winter. " * 105_000,
     "Who is Peskov? " + "The spokesman spoke to reporters again. " * 105_000,
@@ -135,11 +136,12 @@ HUGE = [  # two 4 MB earlier turns
 def test_a_huge_history_is_read_as_its_last_turns_cut_like_the_question(seed_engine):
     assert all(len(h) > 4_000_000 for h in HUGE)
     cut = [" ".join(h.split())[:MAX_QUESTION_CHARS] for h in HUGE]
-    answer = seed_engine.ask(QUESTION, history=HUGE)
+    answer = seed_engine.ask(FOLLOW_UP, history=HUGE)
+    # a follow-up is searched joined to the earlier questions: here, to their cut texts
+    assert answer.standalone_question.startswith(cut[0])
     assert len(answer.standalone_question) <= 3 * (MAX_QUESTION_CHARS + 1)
-    same = seed_engine.ask(QUESTION, history=cut)
+    same = seed_engine.ask(FOLLOW_UP, history=cut)
     assert (answer.text, answer.standalone_question) == (same.text, same.standalone_question)
-    assert RIGHT in answer.text
 
 
 def test_only_the_last_turns_of_a_long_history_are_read(seed_engine):
@@ -230,8 +232,8 @@ def test_the_app_reads_a_huge_history_as_its_last_turns(app):
     from gradio_client import Client
 
     client = Client(app[0], verbose=False)
-    answer = client.predict(QUESTION, HUGE, api_name="/ask")
+    answer = client.predict(FOLLOW_UP, HUGE, api_name="/ask")
+    assert answer["standalone_question"].startswith("How many troops has Russia deployed?")
     assert len(answer["standalone_question"]) <= 3 * (MAX_QUESTION_CHARS + 1)
-    assert RIGHT in answer["text"]
     with pytest.raises(Exception, match="history item 1 is a dict"):
         client.predict(QUESTION, [{"question": QUESTION}], api_name="/ask")
