@@ -104,20 +104,21 @@ class Engine:
         report = SyncReport(rebuilt=rebuild)
         missing = [s for s in sources if not s.exists()]
         report.errors += [LoadError(str(s), "no such file or folder") for s in missing]
-        found = list(discover(s for s in sources if s.exists()))
+        found = list(discover((s for s in sources if s.exists()), report.errors))
         if not rebuild and not needs_work(self.index, found, sources, prune):
             report.unchanged = len(found)
             return report
         with self.store.lock(self.settings.lock_timeout):
             try:
+                previous = self._indexed_files() if rebuild else {}
                 if rebuild:
-                    found += self._indexed_files(exclude={f.resolve() for f, _ in found})
+                    found += indexed_files(previous, exclude={f.resolve() for f, _ in found})
                     self.index = PassageIndex(self.settings)
                 elif self.store.current() != self._generation:
                     self._load()  # another writer committed while we waited
                 apply_changes(
                     self.index, found, sources if prune else [], report, self.embedder,
-                    show_progress,
+                    show_progress, previous,
                 )
                 if report.changed:
                     self._commit()
@@ -126,14 +127,14 @@ class Engine:
                 raise
         return report
 
-    def _indexed_files(self, exclude: set[Path]) -> list[tuple[Path, Path]]:
-        """Every file the index on disk lists and that still exists; empty when unreadable."""
+    def _indexed_files(self) -> dict[str, dict]:
+        """The `files` of the index on disk (origin -> entry); empty when unreadable."""
         try:
             generation = self.store.current()
             files = self.store.read_manifest(generation)["files"] if generation else {}
         except (QAError, KeyError, TypeError):
-            return []
-        return indexed_files(files, exclude)
+            return {}
+        return files if isinstance(files, dict) else {}
 
     def _reload_after_failure(self) -> None:
         """After a failed update, the engine holds the index on disk again, not a half-changed
@@ -169,6 +170,7 @@ class Engine:
 
     def _commit(self) -> None:
         with self.store.new_generation() as folder:
+            self.index.check()  # nothing is swapped in unless it holds together
             self.index.save(folder)
         self._generation = self.store.current()
         self._manifest_fingerprint = self.settings.index_fingerprint()
