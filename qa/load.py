@@ -209,11 +209,11 @@ def _utf16(head: bytes) -> str | None:
     every other place (the high byte of Latin characters) and none in the others."""
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
-    even, odd = head[0::2], head[1::2]
-    if len(head) < 4 or len(head) % 2:
+    if len(head) < 16 or len(head) % 2:  # too little to tell from a binary file
         return None
+    even, odd = head[0::2], head[1::2]
     for zeros, others, codec in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
-        if zeros.count(0) >= 0.3 * len(zeros) and others.count(0) == 0:
+        if zeros.count(0) >= 0.5 * len(zeros) and others.count(0) == 0:
             return codec
     return None
 
