@@ -86,9 +86,11 @@ def cmd_index(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     paths = args.paths or DEFAULT_SOURCES
+    from qa.schema import one_line
+
     missing = [p for p in paths if not Path(p).exists()]
     if missing and not args.remove:
-        print(f"qa: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        print(one_line(f"qa: no such file or folder: {', '.join(missing)}"), file=sys.stderr)
         return 1
     from qa.engine import Engine
 
@@ -98,7 +100,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         unknown = [d for d in args.remove if d not in removed]
         print(f"removed {len(removed)} document(s)")
         for doc_id in unknown:
-            print(f"not indexed: {doc_id}", file=sys.stderr)
+            print(one_line(f"not indexed: {doc_id}"), file=sys.stderr)
         return 1 if unknown else 0
     # --rebuild does not read the old index, so it also repairs a damaged one
     engine = Engine.open(sources=paths, index_dir=args.index, show_progress=not args.json,
@@ -126,7 +128,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             f"{len(engine.index.documents)} documents, {engine.index.passage_count()} passages "
             f"in {args.index}/"
         )
-    return 0 if engine.index.passage_count() or not report.errors else 1
+    # every file given was rejected: a failure, though the index still holds other documents
+    return 1 if report.errors and not (report.read or report.unchanged) else 0
 
 
 def _print_answer(answer, k: int = 5) -> None:

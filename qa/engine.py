@@ -197,31 +197,33 @@ class Engine:
         report = SyncReport(rebuilt=rebuild)
         missing = [s for s in sources if not s.exists()]
         report.errors += [LoadError(str(s), "no such file or folder") for s in missing]
-        found = list(discover(s for s in sources if s.exists()))
+        found = list(discover((s for s in sources if s.exists()), report.errors))
         if not rebuild and not needs_work(self.index, found, sources, prune):
             report.unchanged = len(found)
             return report
         with self._writing():
+            previous = self._indexed_files() if rebuild else {}
             if rebuild:
-                found += self._indexed_files(exclude={f.resolve() for f, _ in found})
+                found += indexed_files(previous, exclude={f.resolve() for f, _ in found})
                 index = PassageIndex(self.settings)
             else:
                 index = self._working_copy()
             apply_changes(
-                index, found, sources if prune else [], report, self.embedder, show_progress
+                index, found, sources if prune else [], report, self.embedder, show_progress,
+                previous,
             )
             if report.changed:
                 self._commit(index)
         return report
 
-    def _indexed_files(self, exclude: set[Path]) -> list[tuple[Path, Path]]:
-        """Every file the index on disk lists and that still exists; empty when unreadable."""
+    def _indexed_files(self) -> dict[str, dict]:
+        """The `files` of the index on disk (origin -> entry); empty when unreadable."""
         try:
             generation = self.store.current()
             files = self.store.read_manifest(generation)["files"] if generation else {}
         except (QAError, KeyError, TypeError):
-            return []
-        return indexed_files(files, exclude)
+            return {}
+        return files if isinstance(files, dict) else {}
 
     def add(self, paths: Sequence[str | Path], show_progress: bool = False) -> SyncReport:
         """Index files or folders (incremental: unchanged content is skipped)."""
@@ -243,6 +245,7 @@ class Engine:
     def _commit(self, index: PassageIndex) -> None:
         """Write `index` as the new generation, then let questions read it."""
         with self.store.new_generation() as folder:
+            index.check()  # nothing is swapped in unless it holds together
             index.save(folder)
         fingerprint = self.settings.index_fingerprint()
         self._snapshot = self._snapshot_of(index, self.store.current(), fingerprint)

@@ -15,3 +15,7 @@ class IndexLocked(QAError):
 
 class BadQuestion(QAError):
     """The question cannot be searched (empty, whitespace)."""
+
+
+class IndexInconsistent(QAError):
+    """An update would have written an index whose parts disagree; it was not saved."""

@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from llama_index.core.schema import Document, TextNode
+from llama_index.core.schema import Document, ObjectType, TextNode
 from llama_index.core.storage.docstore import SimpleDocumentStore
 from llama_index.vector_stores.faiss import FaissMapVectorStore
 
 from qa.chunk import chunk_document, embed_text
 from qa.embed import Embedder
-from qa.errors import IndexDamaged
+from qa.errors import IndexDamaged, IndexInconsistent
 from qa.settings import FORMAT_VERSION, Settings
-from qa.store import MANIFEST
+from qa.store import MANIFEST, write_manifest
 
 
 class PassageVectorStore(FaissMapVectorStore):
@@ -170,6 +170,54 @@ class PassageIndex:
             # which no question ever contains.
             self.bm25 = BM25Retriever(existing_bm25=_wordless_bm25(len(nodes)), similarity_top_k=1)
 
+    # ---- integrity ---------------------------------------------------------------------
+    def check(self) -> None:
+        """Raise `IndexInconsistent` unless the parts agree (see `problem`): run before a new
+        generation is swapped in, so that a bug can fail a write but never damage the index."""
+        problem = self.problem()
+        if problem:
+            raise IndexInconsistent(
+                f"the update was not saved: it would have left the index inconsistent "
+                f"({problem}); the index is unchanged"
+            )
+
+    def problem(self) -> str | None:
+        """The first way the parts disagree, or None: the passages the documents list, the
+        vectors and the docstore's passage nodes are the same set, none listed twice; each
+        passage belongs to the document that lists it, which the docstore holds; the files
+        list only indexed documents, each once; BM25 has a row for each passage."""
+        listed = {pid: doc_id for doc_id, e in self.documents.items() for pid in e["passages"]}
+        count = sum(len(e["passages"]) for e in self.documents.values())
+        if len(listed) != count:
+            return f"{count - len(listed)} passage(s) listed twice"
+        vector_ids = self.vectors._node_id_to_faiss_id_map  # our subclass's own map
+        if self.vectors.size != count or vector_ids.keys() != listed.keys():
+            return f"{self.vectors.size} vectors for {count} passages"
+        # the raw stored dicts: `docstore.docs` would rebuild every node object just to look
+        stored = self.docstore._kvstore.get_all(collection=self.docstore._node_collection)
+        documents = {k for k, v in stored.items() if v.get("__type__") == ObjectType.DOCUMENT}
+        if documents != self.documents.keys():
+            differ = sorted(documents ^ self.documents.keys())
+            return f"the docstore and the documents differ on {differ[0]!r}"
+        if len(stored) - len(documents) != count:
+            return f"the docstore holds {len(stored) - len(documents)} passages for {count}"
+        for pid, doc_id in listed.items():
+            node = stored.get(pid)
+            if node is None or node.get("__type__") == ObjectType.DOCUMENT:
+                return f"passage {pid!r} is not in the docstore"
+            if node["__data__"]["metadata"].get("doc_id") != doc_id:
+                return f"passage {pid!r} is listed by {doc_id!r} but belongs to another document"
+        holders: dict[str, str] = {}
+        for origin, entry in self.files.items():
+            for doc_id in entry.get("doc_ids", []):
+                if doc_id not in self.documents:
+                    return f"{origin} lists {doc_id!r}, which is not indexed"
+                if holders.setdefault(doc_id, origin) != origin:
+                    return f"{doc_id!r} is listed by two files, {holders[doc_id]} and {origin}"
+        if not self._bm25_stale and sorted(self.bm25_ids) != sorted(listed):
+            return f"{len(self.bm25_ids)} BM25 rows for {count} passages"
+        return None
+
     # ---- persistence -------------------------------------------------------------------
     def save(self, folder: Path) -> None:
         if self._bm25_stale:
@@ -195,7 +243,7 @@ class PassageIndex:
             "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "checksums": checksums(folder),
         }
-        (folder / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+        write_manifest(folder, manifest)
 
     @classmethod
     def load(cls, folder: Path, manifest: dict[str, Any], settings: Settings) -> PassageIndex:
@@ -219,6 +267,9 @@ class PassageIndex:
                 index.bm25_ids = json.loads((folder / "bm25" / "ids.json").read_text())
                 if len(index.bm25_ids) != expected:
                     raise ValueError("BM25 rows do not match the passages")
+            problem = index.problem()
+            if problem:
+                raise ValueError(problem)
         except Exception as exc:  # any unreadable or inconsistent file means the same to the user
             detail = (str(exc).strip().splitlines() or [""])[0][:160]
             raise IndexDamaged(

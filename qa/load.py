@@ -6,10 +6,13 @@ and the other files are still loaded.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,21 +40,66 @@ def content_hash(data: bytes | str) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-def discover(paths: Iterable[str | Path]) -> Iterator[tuple[Path, Path]]:
+def discover(
+    paths: Iterable[str | Path], errors: list[LoadError] | None = None
+) -> Iterator[tuple[Path, Path]]:
     """Yield (file, root) for every supported file under the given files and folders.
 
     `root` is the folder the file's doc_id is taken relative to: the folder given, or for a
-    file given by name, its parent.
+    file given by name, its parent. Links are followed; a broken link, a link loop or a folder
+    that cannot be listed is added to `errors`, and a file reached twice is yielded once.
     """
+    errors = [] if errors is None else errors
+    yielded: set[Path] = set()
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            for file in sorted(path.rglob("*")):
-                hidden = any(part.startswith(".") for part in file.relative_to(path).parts)
-                if file.is_file() and not hidden and file.suffix.lower() in SUPPORTED_SUFFIXES:
-                    yield file, path
-        else:
-            yield path, path.parent
+        found = _walk(path, path, (), errors) if path.is_dir() else [(path, path.parent)]
+        for file, root in found:
+            real = Path(os.path.realpath(file))
+            if real not in yielded:
+                yielded.add(real)
+                yield file, root
+
+
+def _walk(
+    folder: Path, root: Path, parents: tuple[tuple[int, int], ...], errors: list[LoadError]
+) -> Iterator[tuple[Path, Path]]:
+    """Depth first, names in order (the order `sorted(rglob)` gave), hidden names left out.
+    Written out rather than `rglob` so that links are followed, loops found, and every
+    entry that cannot be read is named."""
+    try:
+        info = folder.stat()
+        with os.scandir(folder) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+    except OSError as exc:
+        errors.append(LoadError(str(folder), f"folder cannot be read ({exc.strerror or exc})"))
+        return
+    parents = (*parents, (info.st_dev, info.st_ino))
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        try:
+            st = entry.stat()  # follows links
+        except OSError as exc:
+            errors.append(LoadError(str(path), _broken_link(path, exc)))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            if (st.st_dev, st.st_ino) in parents:
+                errors.append(LoadError(str(path), "a link back to a folder that holds it "
+                                        f"({os.path.realpath(path)}); not followed"))
+                continue
+            yield from _walk(path, root, parents, errors)
+        elif stat.S_ISREG(st.st_mode) and path.suffix.lower() in SUPPORTED_SUFFIXES:
+            yield path, root
+
+
+def _broken_link(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "a link in a loop (it leads back to itself)"
+    if path.is_symlink() and exc.errno == errno.ENOENT:
+        return f"a broken link (its target {os.readlink(path)} does not exist)"
+    return f"cannot be read ({exc.strerror or exc})"
 
 
 def doc_id_for(file: Path, root: Path) -> str:
@@ -129,6 +177,15 @@ class UnreadableError(Exception):
 
 def _decode_text(data: bytes) -> tuple[str, str | None]:
     head = data[:8192]
+    utf16 = _utf16(head)
+    if utf16:
+        try:
+            text = data.decode(utf16)
+        except UnicodeDecodeError:
+            raise UnreadableError("binary content, not text") from None
+        if _controls(text) > 0.05 * max(1, min(len(text), 8192)):
+            raise UnreadableError("binary content, not text")
+        return text.removeprefix("\ufeff"), None
     if b"\x00" in head:
         raise UnreadableError("binary content, not text")
     try:
@@ -136,10 +193,29 @@ def _decode_text(data: bytes) -> tuple[str, str | None]:
     except UnicodeDecodeError:
         pass
     text = data.decode("cp1252", errors="replace")
-    controls = sum(1 for ch in text[:8192] if ord(ch) < 32 and ch not in "\t\n\r\f")
+    controls = _controls(text)
     if controls > 0.05 * max(1, min(len(text), 8192)) or text.count("\ufffd") > 0.05 * len(text):
         raise UnreadableError("binary content, not text")
     return text, "not UTF-8; read as Latin-1 (Windows-1252)"
+
+
+def _controls(text: str) -> int:
+    """Control characters other than whitespace in the first 8192 characters."""
+    return sum(1 for ch in text[:8192] if ord(ch) < 32 and ch not in "\t\n\r\f")
+
+
+def _utf16(head: bytes) -> str | None:
+    """The codec of UTF-16 text: by its byte order mark, or, without one, by zero bytes in
+    every other place (the high byte of Latin characters) and none in the others."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if len(head) < 16 or len(head) % 2:  # too little to tell from a binary file
+        return None
+    even, odd = head[0::2], head[1::2]
+    for zeros, others, codec in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
+        if zeros.count(0) >= 0.5 * len(zeros) and others.count(0) == 0:
+            return codec
+    return None
 
 
 def _first_line(text: str) -> str:

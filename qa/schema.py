@@ -6,6 +6,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+def one_line(text: str) -> str:
+    """`text` with control and other unprintable characters escaped as Python writes them
+    (a newline in a file name becomes `\\n`), so a message is always one printable line."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
 @dataclass
 class Passage:
     """A run of whole sentences of one document; `document.text[start:end] == text`."""
@@ -58,4 +65,4 @@ class LoadError:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
+        return one_line(f"{self.path}: {self.reason}")

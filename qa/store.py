@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,9 @@ from qa.errors import IndexDamaged, IndexLocked
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 REQUIRED_KEYS = {"format", "fingerprint", "documents", "files"}  # in every format version
+GENERATION = re.compile(r"gen-\d{6,}")
+SUMMED = re.compile(rb'\{"checksum": "([0-9a-f]{8})", ')  # leads the manifest's bytes
+SUMMED_SINCE = 4  # the first format whose manifests carry their checksum
 
 
 class IndexStore:
@@ -33,29 +38,34 @@ class IndexStore:
 
     def current(self) -> Path | None:
         """The live generation folder, or None when no index was built yet."""
+        pointer = self.root / CURRENT
         try:
-            name = (self.root / CURRENT).read_text(encoding="utf-8").strip()
+            name = pointer.read_bytes().decode("ascii").strip()
         except FileNotFoundError:
+            if any(_is_generation(p) for p in _listing(self.root)):
+                raise self.damaged("CURRENT is missing") from None
             return None
-        path = self.root / name
-        if not name.startswith("gen-") or not path.is_dir():
-            raise IndexDamaged(
-                f"index at {self.root} is damaged (CURRENT names a missing folder); "
-                "run `qa index --rebuild`"
-            )
-        return path
+        except (OSError, UnicodeDecodeError) as exc:
+            raise self.damaged(f"CURRENT: {exc.__class__.__name__}") from exc
+        if not GENERATION.fullmatch(name):
+            raise self.damaged("CURRENT does not name a generation")
+        if not (self.root / name).is_dir():
+            raise self.damaged("CURRENT names a missing folder")
+        return self.root / name
 
     def read_manifest(self, generation: Path) -> dict[str, Any]:
         try:
-            manifest = json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
+            data = (generation / MANIFEST).read_bytes()
+            manifest = json.loads(data.decode("utf-8"))
             if not isinstance(manifest, dict) or not REQUIRED_KEYS <= manifest.keys():
                 raise ValueError("not a manifest")
+            _verify_manifest(data, manifest)
             return manifest
         except (OSError, ValueError) as exc:
-            raise IndexDamaged(
-                f"index at {self.root} is damaged ({MANIFEST}: {exc.__class__.__name__}); "
-                "run `qa index --rebuild`"
-            ) from exc
+            raise self.damaged(f"{MANIFEST}: {exc.__class__.__name__}") from exc
+
+    def damaged(self, why: str) -> IndexDamaged:
+        return IndexDamaged(f"index at {self.root} is damaged ({why}); run `qa index --rebuild`")
 
     @contextmanager
     def lock(self, timeout: float):
@@ -83,6 +93,8 @@ class IndexStore:
         name = f"gen-{max(numbers, default=0) + 1:06d}"
         tmp = self.root / f"{name}.tmp"
         tmp.mkdir()
+        if (self.root / CURRENT).is_dir() and not (self.root / CURRENT).is_symlink():
+            shutil.rmtree(self.root / CURRENT)  # damage that would block the swap below
         try:
             yield tmp
         except BaseException:
@@ -99,6 +111,45 @@ class IndexStore:
         for old in self.root.glob("gen-*"):
             if old.name != name and not old.name.endswith(".tmp"):
                 shutil.rmtree(old, ignore_errors=True)
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """The manifest as JSON led by the CRC-32 of the rest of its bytes, which hold the
+    checksums of every other file: a change anywhere in a generation is found on load."""
+    body = json.dumps(manifest).encode("utf-8")
+    head = b'{"checksum": "%08x", ' % zlib.crc32(body[1:])
+    (folder / MANIFEST).write_bytes(head + body[1:])
+
+
+def _verify_manifest(data: bytes, manifest: dict[str, Any]) -> None:
+    match = SUMMED.match(data)
+    manifest.pop("checksum", None)
+    if match is None:
+        if not _written_before_checksums(manifest):
+            raise ValueError("no checksum")
+    elif int(match.group(1), 16) != zlib.crc32(data[match.end() :]):
+        raise ValueError("checksum does not match")
+
+
+def _written_before_checksums(manifest: dict[str, Any]) -> bool:
+    """Whether both the format and the fingerprint say the manifest predates checksums
+    (such an index is rebuilt on opening, its fingerprint being another)."""
+    try:
+        formats = (manifest["format"], json.loads(manifest["fingerprint"])["format"])
+    except (TypeError, ValueError, KeyError):
+        return False
+    return all(isinstance(f, int) and f < SUMMED_SINCE for f in formats)
+
+
+def _is_generation(path: Path) -> bool:
+    return GENERATION.fullmatch(path.name) is not None and path.is_dir()
+
+
+def _listing(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
 
 
 def _fsync_file(path: Path) -> None:

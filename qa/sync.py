@@ -14,6 +14,7 @@ from pathlib import Path
 from llama_index.core.schema import Document
 
 from qa.embed import Embedder
+from qa.ids import DocIds, rename
 from qa.index import PassageIndex
 from qa.load import LoadResult, content_hash, load_file
 from qa.progress import progress_bar
@@ -28,6 +29,7 @@ class SyncReport:
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
+    read: int = 0  # files read that gave at least one document (indexed, or a copy of one)
     passages_embedded: int = 0
     rebuilt: bool = False
     errors: list[LoadError] = field(default_factory=list)
@@ -89,13 +91,18 @@ def apply_changes(
     report: SyncReport,
     embedder: Embedder,
     show_progress: bool,
+    previous: dict[str, dict] | None = None,
 ) -> None:
     """Bring `index` in line with the files found: prune the gone, load the changed, and
-    embed only the documents whose content changed."""
+    embed only the documents whose content changed. `previous`: the `files` of the index a
+    rebuild replaces, so that each file keeps its doc_ids."""
     seen = {str(file.resolve()) for file, _ in found}
     for origin in pruned(index, prune_sources, seen):
         report.removed += index.remove_documents(index.files.pop(origin)["doc_ids"])
+    held = {o: e.get("doc_ids", []) for o, e in (previous or {}).items() if o in seen}
+    ids = DocIds(index.documents, held)
     changed = _read_changed(index, found, report, show_progress)
+    report.read = len(changed)
     # a file being re-read cannot be the original that another file copies
     replaced = {d for *_, entry, _ in changed for d in (entry or {}).get("doc_ids", [])}
     # (records of a JSONL corpus are its own to name: they are never taken for copies)
@@ -106,13 +113,8 @@ def apply_changes(
         origin = str(file.resolve())
         kept, twins = [], {}
         for doc in loaded.documents:
+            doc = rename(doc, ids.choose(doc, file, root, origin, set(kept)))
             old = index.documents.get(doc.doc_id)
-            if old and old.get("origin") not in ("", origin):
-                report.errors.append(
-                    LoadError(str(file), f'doc_id "{doc.doc_id}" is already taken by '
-                              f'{old["origin"]}; skipped')
-                )
-                continue
             text_hash = doc.metadata["text_hash"]
             twin = owners.get(text_hash) if file.suffix.lower() != ".jsonl" else None
             if twin and twin != doc.doc_id:
@@ -122,6 +124,7 @@ def apply_changes(
                 twins[twin] = text_hash
                 continue
             kept.append(doc.doc_id)
+            ids.claim(doc.doc_id, origin)
             if file.suffix.lower() != ".jsonl":
                 owners[text_hash] = doc.doc_id
             if old and old["hash"] == doc.metadata["hash"]:

@@ -104,9 +104,12 @@ class Library:
 
     def remove(self, doc_ids: Sequence[str]) -> list[FileResult]:
         with self._writing:
+            documents = self.engine.index.documents
+            origins = {d: documents[d].get("origin", "") for d in doc_ids if d in documents}
             removed = self.engine.remove(list(doc_ids))
-            for doc_id in removed:
-                uploads.discard(self.uploads, doc_id)
+            for doc_id in removed:  # the file goes once no document of it is left
+                if origins[doc_id] not in self.engine.index.files:
+                    uploads.discard(self.uploads, origins[doc_id])
             self._forget_texts()
         results = [FileResult(d, True, f"{d}: removed from the index") for d in removed]
         results += [

@@ -25,7 +25,7 @@ MAX_NAME_CHARS = 120
 @dataclass
 class Stored:
     name: str  # the name the user gave the file
-    path: Path  # where it is kept; its name is the document's doc_id
+    path: Path  # where it is kept (its name is the document's doc_id unless another has it)
     backup: Path | None = None  # the file it replaced, until the new one is indexed
 
     def keep(self) -> None:
@@ -127,10 +127,13 @@ def store(
     return stored, rejected
 
 
-def discard(folder: Path, doc_id: str) -> bool:
-    """Delete the uploaded file a document came from, when `doc_id` names one in `folder`."""
-    path = folder / doc_id
-    if safe_name(doc_id) != doc_id or not path.is_file():
+def discard(folder: Path, origin: str) -> bool:
+    """Delete the uploaded file a removed document came from (its `origin`), when that file
+    is in `folder`; files anywhere else (a `--source` folder) are never touched."""
+    if not origin:
+        return False
+    path = Path(origin)
+    if path.parent.resolve() != folder.resolve() or not path.is_file():
         return False
     path.unlink()
     return True

@@ -1,0 +1,375 @@
+"""The index is never damaged by a user's own folders, damage is named in one line, and
+`qa index --rebuild` always repairs it; every skipped file is said, on one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SEEDS
+from make_files import GOOD_TEXT, write_jsonl
+
+from qa import Engine
+from qa.cli import main
+from qa.embed import Embedder
+from qa.errors import IndexInconsistent
+from qa.index import PassageIndex
+from qa.load import make_document
+from qa.settings import Settings
+
+KITE = "The red kite nests in oak trees."
+OWL = "The barn owl hunts voles at night."
+QUESTION = "What did Russia demand?"
+ANSWER = "never admit Ukraine"  # in the seed article's answer to QUESTION
+
+
+def two_folders(tmp_path: Path) -> tuple[Path, Path]:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "notes.txt").write_text(KITE + "\n")
+    (b / "notes.txt").write_text(OWL + "\n")
+    return a, b
+
+
+def skipped(err: str) -> list[str]:
+    """The lines of stderr but the libraries' progress bars."""
+    return [line for line in err.splitlines() if line and "%|" not in line]
+
+
+def file_ids(index_dir: Path) -> dict[str, list[str]]:
+    """The ids each file holds, by the file's path under the test's folder."""
+    engine = Engine.open(sources=None, index_dir=index_dir)
+    files = engine.index.files.items()
+    return {Path(o).relative_to(index_dir.parent).as_posix(): e["doc_ids"] for o, e in files}
+
+
+# ---- 1. doc_ids unique across sources ----------------------------------------------------------
+def test_two_folders_with_a_file_of_the_same_name(tmp_path, capsys):
+    a, b = two_folders(tmp_path)
+    ix = str(tmp_path / "ix")
+    assert main(["index", str(a), str(b), "--index", ix]) == 0
+    assert "2 documents, 2 passages" in capsys.readouterr().out
+    sources = ["--index", ix, "--source", str(a), "--source", str(b)]
+    for question, text, doc_id in (("Where does the red kite nest?", KITE, "notes.txt"),
+                                   ("What does the barn owl hunt?", OWL, "b/notes.txt")):
+        assert main(["ask", question, *sources]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(text) and f"[1] {doc_id} " in out, out
+    assert file_ids(tmp_path / "ix") == {"a/notes.txt": ["notes.txt"],
+                                         "b/notes.txt": ["b/notes.txt"]}
+
+    # the ids stay: on a rebuild naming the folders the other way round, on a change of the
+    # file, and after the file that held the plain id is gone
+    assert main(["index", "--rebuild", str(b), str(a), "--index", ix]) == 0
+    assert file_ids(tmp_path / "ix") == {"a/notes.txt": ["notes.txt"],
+                                         "b/notes.txt": ["b/notes.txt"]}
+    (a / "notes.txt").unlink()
+    (b / "notes.txt").write_text(OWL + " It nests in barns.\n")
+    assert main(["index", str(a), str(b), "--index", ix]) == 0
+    assert file_ids(tmp_path / "ix") == {"b/notes.txt": ["b/notes.txt"]}
+
+    # a third folder also named b: the folder's name and a hash of where it is
+    other = tmp_path / "elsewhere" / "b"
+    other.mkdir(parents=True)
+    (other / "notes.txt").write_text(KITE + "\n")
+    (a / "notes.txt").write_text("The kestrel hovers over fields.\n")
+    assert main(["index", str(a), str(b), str(other), "--index", ix]) == 0
+    ids = file_ids(tmp_path / "ix")
+    assert ids["a/notes.txt"] == ["notes.txt"] and ids["b/notes.txt"] == ["b/notes.txt"]
+    [qualified] = ids["elsewhere/b/notes.txt"]
+    assert qualified.startswith("b~") and qualified.endswith("/notes.txt"), qualified
+
+
+def test_sources_of_the_app_open_twice(tmp_path):
+    """`qa serve --source a --source b` opens the engine over both at every start."""
+    a, b = two_folders(tmp_path)
+    first = Engine.open(sources=[a, b], index_dir=tmp_path / "ix")
+    assert sorted(first.index.documents) == ["b/notes.txt", "notes.txt"]
+    again = Engine.open(sources=[a, b], index_dir=tmp_path / "ix")
+    assert again.last_report.passages_embedded == 0 and not again.last_report.errors
+    assert again.retrieve("What does the barn owl hunt?", k=1)[0].doc_id == "b/notes.txt"
+
+
+def test_records_of_two_corpora_with_the_same_ids(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_jsonl(docs / "corpus1.jsonl", [{"_id": "1", "text": KITE}])
+    write_jsonl(docs / "corpus2.jsonl", [{"_id": "1", "text": OWL}, {"_id": "2", "text": "Hi."}])
+    engine = Engine.open(sources=[docs], index_dir=tmp_path / "ix")
+    assert not engine.last_report.errors
+    assert sorted(engine.index.documents) == ["1", "2", "corpus2.jsonl#1"]
+    assert engine.document_text("corpus2.jsonl#1") == OWL
+
+
+def test_the_same_text_in_two_folders_is_indexed_once(tmp_path):
+    a, b = two_folders(tmp_path)
+    (b / "notes.txt").write_text(KITE + "\n")
+    engine = Engine.open(sources=[a, b], index_dir=tmp_path / "ix")
+    assert list(engine.index.documents) == ["notes.txt"]
+    assert [str(n) for n in engine.last_report.notices] == [
+        f'{b / "notes.txt"}: same text as "notes.txt"; not indexed twice']
+    (a / "notes.txt").unlink()  # the copy takes over; the plain id is free again
+    engine = Engine.open(sources=[a, b], index_dir=tmp_path / "ix")
+    assert engine.index.files[str((b / "notes.txt").resolve())]["doc_ids"] == ["notes.txt"]
+
+
+# ---- 1. no inconsistent index is ever swapped in ----------------------------------------------
+BREAKS = {
+    "a passage node deleted": lambda ix, pid: ix.docstore.delete_document(pid),
+    "a vector deleted": lambda ix, pid: ix.vectors.delete_nodes([pid]),
+    "a passage listed twice": lambda ix, pid: ix.documents["kite.txt"]["passages"].append(pid),
+    "a file lists a document not indexed": lambda ix, pid: ix.files.update(
+        {"/x/gone.txt": {"doc_ids": ["gone.txt"]}}),
+    "two files list one document": lambda ix, pid: ix.files.update(
+        {"/y/owl.txt": {"doc_ids": ["owl.txt"]}}),
+}
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return Embedder()
+
+
+@pytest.mark.parametrize("how", BREAKS)
+def test_check_finds_an_inconsistent_index(embedder, how):
+    index = PassageIndex(Settings())
+    docs = [make_document(f"{n}.txt", text, n, source=f"{n}.txt", origin=None)
+            for n, text in (("kite", KITE), ("owl", OWL))]
+    index.add_documents(docs, embedder)
+    index.files = {"/x/kite.txt": {"doc_ids": ["kite.txt"]}, "/x/owl.txt": {"doc_ids": ["owl.txt"]}}
+    index.check()  # whole
+    BREAKS[how](index, index.documents["owl.txt"]["passages"][0])
+    with pytest.raises(IndexInconsistent, match=r"^the update was not saved: .+; "
+                                                 r"the index is unchanged$"):
+        index.check()
+
+
+def test_a_write_that_would_break_the_index_fails_and_keeps_it(seed_index_dir, tmp_path):
+    index_dir = tmp_path / "ix"
+    shutil.copytree(seed_index_dir, index_dir)
+    current = (index_dir / "CURRENT").read_text()
+    engine = Engine.open(sources=None, index_dir=index_dir)
+    passage = next(iter(engine.index.documents.values()))["passages"][0]
+    engine.index.docstore.delete_document(passage)  # as a bug in an update might
+    new = tmp_path / "new.txt"
+    new.write_text(GOOD_TEXT)
+    with pytest.raises(IndexInconsistent, match="the update was not saved"):
+        engine.add([new])
+    assert (index_dir / "CURRENT").read_text() == current
+    assert not list(index_dir.glob("gen-*.tmp"))
+    assert ANSWER in engine.ask(QUESTION).text  # the engine holds the index on disk again
+    assert ANSWER in Engine.open(sources=None, index_dir=index_dir).ask(QUESTION).text
+    assert engine.add([new]).added == ["new.txt"]
+
+
+# ---- 1. the app's removal deletes only its own uploads ----------------------------------------
+def test_removing_an_upload_deletes_its_file_and_nothing_else(tmp_path):
+    from ui.library import Library
+    from ui.uploads import uploads_dir
+
+    a, _ = two_folders(tmp_path)
+    data = tmp_path / "data"
+    uploads = uploads_dir(data)
+    uploads.mkdir(parents=True)
+    engine = Engine.open(sources=[a, uploads], index_dir=tmp_path / "ix")
+    library = Library(engine, data, max_upload_mb=1)
+    sent = tmp_path / "sent"
+    sent.mkdir()
+    (sent / "notes.txt").write_text(OWL)
+    write_jsonl(sent / "two.jsonl", [{"_id": "r1", "text": "One."}, {"_id": "r2", "text": "Two."}])
+    results = library.add([sent / "notes.txt", sent / "two.jsonl"], lambda *_: None)
+    assert all(r.ok for r in results), results
+    assert "uploads/notes.txt" in engine.index.documents
+
+    library.remove(["uploads/notes.txt", "r1"])
+    assert not (uploads / "notes.txt").exists()
+    assert (uploads / "two.jsonl").exists()  # r2 is still indexed from it
+    assert (a / "notes.txt").exists() and "notes.txt" in engine.index.documents
+    library.remove(["r2"])
+    assert not (uploads / "two.jsonl").exists()
+
+
+# ---- 2. damage under index/ --------------------------------------------------------------------
+def _flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _damages(index_dir: Path) -> list[tuple[str, Path, Callable[[Path], object]]]:
+    """Each file of the live generation (and CURRENT) flipped, truncated or deleted; then
+    stray, garbage and unreadable files."""
+    generation = index_dir / (index_dir / "CURRENT").read_text().strip()
+    files = [index_dir / "CURRENT"] + sorted(p for p in generation.rglob("*") if p.is_file())
+    hows = {"flip": _flip, "truncate": _truncate, "delete": Path.unlink}
+    cases = [(f"{how} {p.relative_to(index_dir)}", p, hows[how]) for p in files for how in hows]
+    more = [
+        ("stray file", generation / "vectors" / "notes.txt", lambda p: p.write_text("x")),
+        ("CURRENT names garbage", index_dir / "CURRENT", lambda p: p.write_text("../../etc\n")),
+        ("CURRENT empty", index_dir / "CURRENT", lambda p: p.write_text("")),
+        ("CURRENT unreadable (a folder)", index_dir / "CURRENT",
+         lambda p: (p.unlink(), p.mkdir())),
+        ("docstore unreadable (a folder)", generation / "docstore.json",
+         lambda p: (p.unlink(), p.mkdir())),
+        ("manifest digit changed", generation / "manifest.json",
+         lambda p: p.write_text(p.read_text().replace('"passages": ', '"passages": 1', 1))),
+    ]
+    return cases + more
+
+
+@pytest.fixture(scope="module")
+def small_index(tmp_path_factory) -> tuple[Path, list[str]]:
+    """An index of two short notes (rebuilt quickly), and the sources to name with it."""
+    a, b = two_folders(tmp_path_factory.mktemp("small"))
+    index_dir = a.parent / "ix"
+    Engine.open(sources=[a, b], index_dir=index_dir)
+    return index_dir, [str(a), str(b)]
+
+
+def test_every_damaged_file_is_named_in_one_line_and_rebuild_repairs_it(small_index, tmp_path,
+                                                                       capsys):
+    seed, sources = small_index
+    cases = _damages(seed)
+    assert len(cases) > 30 and any("bm25" in name for name, *_ in cases)
+    rebuilt: set[str] = set()
+    for i, (name, _, _) in enumerate(cases):
+        index_dir = tmp_path / f"ix{i}"
+        shutil.copytree(seed, index_dir)
+        _, path, how = _damages(index_dir)[i]
+        how(path)
+        args = ["--index", str(index_dir), *(f"--source={s}" for s in sources)]
+        assert main(["ask", "Where does the red kite nest?", *args]) == 1, name
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1, (name, err)
+        assert err.startswith(f"qa: index at {index_dir}") and " is damaged (" in err, (name, err)
+        assert err.endswith("); run `qa index --rebuild`\n"), (name, err)
+
+        # a rebuild reads only CURRENT and the manifest: each of their cases, one of the others
+        if path.name in ("CURRENT", "manifest.json") or path.name not in rebuilt:
+            rebuilt.add(path.name)
+            assert main(["index", "--rebuild", *sources, "--index", str(index_dir)]) == 0, name
+            capsys.readouterr()
+            assert main(["ask", "Where does the red kite nest?", *args]) == 0, name
+            assert capsys.readouterr().out.startswith(KITE + " [1]"), name
+
+
+def test_a_flipped_byte_in_current_through_the_command(seed_index_dir, tmp_path):
+    """The issue's own case, as a user runs it."""
+    index_dir = tmp_path / "ix"
+    shutil.copytree(seed_index_dir, index_dir)
+    _flip(index_dir / "CURRENT")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "qa.cli", "ask", QUESTION, "--index",
+                          str(index_dir), "--source", str(SEEDS)],
+                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 1 and run.stdout == ""
+    assert run.stderr == (f"qa: index at {index_dir} is damaged (CURRENT: UnicodeDecodeError); "
+                          "run `qa index --rebuild`\n")
+
+
+# ---- 3. rejected files, links, unreadable folders, encodings ----------------------------------
+def test_exit_status_when_the_files_given_are_rejected(seed_index_dir, tmp_path, capsys):
+    index_dir = tmp_path / "ix"
+    shutil.copytree(seed_index_dir, index_dir)
+    (tmp_path / "blob.txt").write_bytes(b"x\x00\x01\x02")  # zeros in odd places only
+    (tmp_path / "empty.md").write_text("  \n")
+    (tmp_path / "good.txt").write_text(GOOD_TEXT)
+    bad = [str(tmp_path / "blob.txt"), str(tmp_path / "empty.md")]
+    assert main(["index", *bad, "--index", str(index_dir)]) == 1  # the index holds others
+    err = capsys.readouterr().err
+    assert skipped(err) == [f"skipped {tmp_path / 'blob.txt'}: binary content, not text",
+                                f"skipped {tmp_path / 'empty.md'}: no text in it (empty or "
+                                "whitespace only)"]
+    assert main(["index", *bad, str(tmp_path / "good.txt"), "--index", str(index_dir)]) == 0
+    assert capsys.readouterr().err.count("skipped ") == 2
+
+
+def test_links_are_followed_and_broken_ones_said(tmp_path, capsys):
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "sub" / "kite.txt").write_text(KITE)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "owl.txt").write_text(OWL)
+    (docs / "linked").symlink_to(outside)
+    (docs / "dangling.txt").symlink_to(tmp_path / "nowhere.txt")
+    (docs / "self.txt").symlink_to(docs / "self.txt")
+    (docs / "sub" / "up").symlink_to(docs)  # a loop: docs/sub/up/sub/up/...
+    assert main(["index", str(docs), "--index", str(tmp_path / "ix")]) == 0
+    captured = capsys.readouterr()
+    assert "2 added" in captured.out
+    assert skipped(captured.err) == [
+        f"skipped {docs / 'dangling.txt'}: a broken link (its target {tmp_path / 'nowhere.txt'} "
+        "does not exist)",
+        f"skipped {docs / 'self.txt'}: a link in a loop (it leads back to itself)",
+        f"skipped {docs / 'sub' / 'up'}: a link back to a folder that holds it ({docs}); "
+        "not followed",
+    ]
+    ids = sorted(Engine.open(sources=None, index_dir=tmp_path / "ix").index.documents)
+    assert ids == ["linked/owl.txt", "sub/kite.txt"]
+
+
+def test_a_folder_that_cannot_be_read_is_said(tmp_path):
+    """Root reads any folder; its run drops the two capabilities that let it (setpriv), so the
+    folder is as unreadable to it as to anyone."""
+    docs = tmp_path / "docs"
+    (docs / "locked").mkdir(parents=True)
+    (docs / "locked" / "in.txt").write_text(KITE)
+    (docs / "locked").chmod(0)
+    command = [sys.executable, "-m", "qa.cli", "index", str(docs), "--index", str(tmp_path / "ix")]
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: no folder is unreadable to root")
+        command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *command]
+    try:
+        run = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    finally:
+        (docs / "locked").chmod(0o755)
+    assert run.stderr == f"skipped {docs / 'locked'}: folder cannot be read (Permission denied)\n"
+    assert run.returncode == 1  # nothing given could be indexed
+
+
+def test_utf16_text_is_read(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "bom.txt").write_bytes(KITE.encode("utf-16"))
+    (docs / "le.txt").write_bytes(OWL.encode("utf-16-le"))
+    (docs / "be.md").write_bytes("# Kestrels\n\nThe kestrel hovers.".encode("utf-16-be"))
+    engine = Engine.open(sources=[docs], index_dir=tmp_path / "ix")
+    assert not engine.last_report.errors and not engine.last_report.notices
+    assert engine.document_text("bom.txt") == KITE
+    assert engine.document_text("le.txt") == OWL
+    assert {d["doc_id"]: d["title"] for d in engine.documents()}["be.md"] == "Kestrels"
+
+
+def test_a_file_name_with_a_newline_is_one_line(tmp_path, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "good.txt").write_text(GOOD_TEXT)
+    (docs / "bad\nname.txt").write_bytes(bytes(range(256)))
+    (docs / "tab\tand\x1bescape.md").write_text("")
+    assert main(["index", str(docs), "--index", str(tmp_path / "ix")]) == 0
+    assert skipped(capsys.readouterr().err) == [
+        f"skipped {docs}/bad\\nname.txt: binary content, not text",
+        f"skipped {docs}/tab\\tand\\x1bescape.md: no text in it (empty or whitespace only)",
+    ]
+    assert main(["index", str(docs / "bad\nname.txt"), "--index", str(tmp_path / "ix")]) == 1
+    assert capsys.readouterr().err == f"skipped {docs}/bad\\nname.txt: binary content, not text\n"
+
+
+def test_manifest_records_its_own_checksum(seed_index_dir):
+    generation = seed_index_dir / (seed_index_dir / "CURRENT").read_text().strip()
+    manifest = json.loads((generation / "manifest.json").read_text())
+    assert len(manifest["checksum"]) == 8 and manifest["documents"]
