@@ -91,17 +91,38 @@ class Library:
             lines.append(FileResult(item.name, e not in report.errors, message))
         return lines
 
-    def remove(self, doc_ids: Sequence[str]) -> list[FileResult]:
+    def removable(self) -> list[str]:
+        """The documents the page may remove: those uploaded through it."""
         with self._lock:
-            removed = self.engine.remove(list(doc_ids))
+            return sorted(d for d in self.engine.index.documents if self._elsewhere(d) is None)
+
+    def remove(self, doc_ids: Sequence[str]) -> list[FileResult]:
+        """Remove uploaded documents and their files. A document from any other folder (a
+        --source folder, seeds/, `qa index`) is refused: it belongs to whoever keeps it there."""
+        with self._lock:
+            indexed = self.engine.index.documents
+            refused = {d: f for d in doc_ids if d in indexed and (f := self._elsewhere(d))}
+            removed = self.engine.remove([d for d in doc_ids if d not in refused])
             for doc_id in removed:
                 uploads.discard(self.uploads, doc_id)
             self._texts.clear()
-        results = [FileResult(d, True, f"{d}: removed from the index") for d in removed]
-        results += [
-            FileResult(d, False, f"{d}: not in the index") for d in doc_ids if d not in removed
-        ]
+        results = []
+        for d in dict.fromkeys(doc_ids):
+            if d in removed:
+                results.append(FileResult(d, True, f"{d}: removed from the index"))
+            elif d in refused:
+                why = f"{d}: comes from {refused[d]}; remove it there, not from the page"
+                results.append(FileResult(d, False, why))
+            else:
+                results.append(FileResult(d, False, f"{d}: not in the index"))
         return results
+
+    def _elsewhere(self, doc_id: str) -> str | None:
+        """The folder an indexed document comes from when that is not the uploads folder."""
+        origin = self.engine.index.documents[doc_id].get("origin") or ""
+        if origin and Path(origin).is_relative_to(self.uploads):
+            return None
+        return str(Path(origin).parent) if origin else "a folder outside the app's uploads"
 
 
 def _belongs(path: str, file: str) -> bool:
