@@ -119,6 +119,8 @@ def test_a_read_only_server_has_no_event_that_changes_the_index(start):
     assert fn_index(cfg, "qa-upload", "upload") is None
     page = httpx.get(base, timeout=30).text + json.dumps(cfg)
     assert "read-only" in page and "--allow-changes" in page
+    sent = httpx.post(f"{base}/gradio_api/upload", files={"files": ("a.txt", b"text")}, timeout=30)
+    assert sent.status_code == 413  # not even Gradio's upload cache takes a file
     # Every fn_index there is (and a few past the end), aimed at the seed document.
     session = uuid.uuid4().hex
     load_page(base, session, cfg)
