@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="data", help="where uploads are kept (default: data/)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB",
                    help="largest file the page accepts (default: 20)")
+    p.add_argument("--allow-changes", action="store_true",
+                   help="let the page upload and remove documents on any --host: anyone who "
+                   "can reach the port can then change the index (default: only on a "
+                   "loopback host such as 127.0.0.1)")
+    p.add_argument("--read-only", action="store_true",
+                   help="the page only asks and lists documents, on any --host")
     _add_index_args(p)
     p.set_defaults(func=cmd_serve)
 
@@ -219,6 +225,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.max_upload_mb <= 0:
         print("qa: --max-upload-mb must be above 0", file=sys.stderr)
         return 2
+    if args.allow_changes and args.read_only:
+        print("qa: --allow-changes and --read-only contradict each other; pass one",
+              file=sys.stderr)
+        return 2
     uploads = uploads_dir(args.data)
     try:
         uploads.mkdir(parents=True, exist_ok=True)
@@ -229,9 +239,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine = Engine.open(sources=[*_sources(args), uploads], index_dir=args.index,
                          show_progress=sys.stderr.isatty())
     _print_problems(engine.last_report)
+    allow = None  # neither flag: the page may change the index on a loopback bind only
+    if args.allow_changes or args.read_only:
+        allow = args.allow_changes
     try:
         serve(engine, host=args.host, port=args.port, data_dir=args.data,
-              max_upload_mb=args.max_upload_mb)
+              max_upload_mb=args.max_upload_mb, allow_changes=allow)
     except OSError as exc:
         why = "the port is in use; pick another with --port" if "port" in str(exc) else exc
         print(f"qa: cannot serve on {args.host}:{args.port}: {why}", file=sys.stderr)

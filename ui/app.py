@@ -1,9 +1,13 @@
 """The browser app: a chat whose answers cite their sources, a sources panel beside it, and a
-documents tab for uploads. Layout and event wiring only; answers come from `Engine.ask`."""
+documents tab for uploads. Layout and event wiring only; answers come from `Engine.ask`.
+
+Whether the page may change the index is the choice of whoever starts the server: when it may
+not, the upload and remove events are never registered, so no request of any kind reaches them."""
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -33,6 +37,10 @@ element.addEventListener('toggle', (event) => {
   if (event.target.open && here) box.scrollTop = Math.max(0, here.offsetTop - 24);
 }, true);
 """
+READ_ONLY_NOTE = (
+    "The index is read-only from this page; whoever starts the server can allow uploads and "
+    "removals with `qa serve --allow-changes`."
+)
 log = logging.getLogger("qa.ui")
 
 
@@ -59,7 +67,10 @@ def build_app(
     data_dir: str | Path = "data",
     max_upload_mb: float = DEFAULT_MAX_MB,
     examples: Sequence[str] = EXAMPLES,
+    allow_changes: bool = False,
 ) -> gr.Blocks:
+    """`allow_changes`: the Documents tab uploads and removes documents; otherwise it only
+    lists them."""
     lib = Library(engine, data_dir, max_upload_mb)
 
     # ---- handlers ----------------------------------------------------------------------
@@ -92,10 +103,12 @@ def build_app(
         return render.sources_html(answers[min(index // 2, len(answers) - 1)], lib.doc_text)
 
     @one_line_errors
+    def document_rows():
+        return [[d["doc_id"], d["title"], d["passages"]] for d in lib.documents()]
+
+    @one_line_errors
     def document_list():
-        docs = lib.documents()
-        rows = [[d["doc_id"], d["title"], d["passages"]] for d in docs]
-        return rows, gr.Dropdown(choices=[d["doc_id"] for d in docs], value=[])
+        return document_rows(), gr.Dropdown(choices=lib.removable(), value=[])
 
     @one_line_errors
     def add_files(files: list[str] | None, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
@@ -161,12 +174,16 @@ def build_app(
                         js_on_load=SCROLL_TO_PASSAGE,
                     )
         with gr.Tab("Documents", elem_id="qa-tab-documents"):
-            upload = gr.File(
-                label=f"Add documents: .txt .md .html .pdf .jsonl, up to {max_upload_mb:g} MB each",
-                file_count="multiple",
-                elem_id="qa-upload",
-            )
-            status = gr.HTML(elem_id="qa-upload-status")
+            if allow_changes:
+                upload = gr.File(
+                    label=f"Add documents: .txt .md .html .pdf .jsonl, up to {max_upload_mb:g} MB "
+                    "each",
+                    file_count="multiple",
+                    elem_id="qa-upload",
+                )
+                status = gr.HTML(elem_id="qa-upload-status")
+            else:
+                gr.Markdown(READ_ONLY_NOTE, elem_id="qa-read-only")
             table = gr.Dataframe(
                 headers=["doc_id", "title", "passages"],
                 datatype=["str", "str", "number"],
@@ -175,15 +192,16 @@ def build_app(
                 elem_id="qa-documents",
                 max_height=420,
             )
-            with gr.Row():
-                pick = gr.Dropdown(
-                    label="Documents to remove",
-                    multiselect=True,
-                    choices=[],
-                    elem_id="qa-remove-pick",
-                    scale=4,
-                )
-                remove = gr.Button("Remove", variant="stop", elem_id="qa-remove", scale=1)
+            if allow_changes:
+                with gr.Row():
+                    pick = gr.Dropdown(
+                        label="Uploaded documents to remove",
+                        multiselect=True,
+                        choices=[],
+                        elem_id="qa-remove-pick",
+                        scale=4,
+                    )
+                    remove = gr.Button("Remove", variant="stop", elem_id="qa-remove", scale=1)
 
         # ---- events --------------------------------------------------------------------
         private = {"api_visibility": "private"}
@@ -194,19 +212,33 @@ def build_app(
         chat.select(show_sources, [answers], sources, **private)
         new.click(new_conversation, None, turn, **private)
         chat.clear(new_conversation, None, turn, **private)
-        upload.upload(
-            add_files, upload, [status, table, pick, upload], show_progress_on=status, **private
-        )
-        remove.click(
-            remove_documents, pick, [status, table, pick], show_progress_on=status, **private
-        )
-        app.load(document_list, None, [table, pick], **private)
+        if allow_changes:
+            upload.upload(
+                add_files, upload, [status, table, pick, upload], show_progress_on=status,
+                **private,
+            )
+            remove.click(
+                remove_documents, pick, [status, table, pick], show_progress_on=status, **private
+            )
+            app.load(document_list, None, [table, pick], **private)
+        else:
+            app.load(document_rows, None, table, **private)
         gr.api(ask_api, api_name="ask")
     return app
 
 
 def _status(results: list[FileResult]) -> str:
     return render.status_html([(r.ok, r.message) for r in results])
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps the server to this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 def serve(
@@ -216,12 +248,16 @@ def serve(
     data_dir: str | Path = "data",
     max_upload_mb: float = DEFAULT_MAX_MB,
     block: bool = True,
+    allow_changes: bool | None = None,
 ) -> gr.Blocks:
-    """Launch the app on host:port: no share link, no analytics, uploads under `data_dir`."""
+    """Launch the app on host:port: no share link, no analytics, uploads under `data_dir`.
+    `allow_changes`: whether the page may upload and remove documents; by default only when
+    `host` is a loopback address."""
+    allow_changes = is_loopback(host) if allow_changes is None else allow_changes
     data_dir = Path(data_dir).resolve()
     # Gradio's own upload cache goes under the data folder too, not the system temp folder.
     os.environ.setdefault("GRADIO_TEMP_DIR", str(data_dir / "tmp"))
-    app = build_app(engine, data_dir, max_upload_mb)
+    app = build_app(engine, data_dir, max_upload_mb, allow_changes=allow_changes)
     app.queue(default_concurrency_limit=2)
     app.launch(
         server_name=host,
@@ -237,11 +273,12 @@ def serve(
         run_history=False,
         footer_links=["api"],
         # The route refuses anything far past the cap, so a huge file never fills the disk;
-        # files between the two get the app's own one-line message.
-        max_file_size=int(max_upload_mb * 2**20 * 4) + 2**20,
+        # files between the two get the app's own one-line message. A read-only page takes none.
+        max_file_size=int(max_upload_mb * 2**20 * 4) + 2**20 if allow_changes else 0,
         css_paths=[STYLE],
     )
-    print(f"qa: the app is at {app.local_url} (Ctrl+C stops it)", flush=True)
+    mode = "" if allow_changes else "; read-only: uploads and removals are off"
+    print(f"qa: the app is at {app.local_url} (Ctrl+C stops it{mode})", flush=True)
     if block:
         app.block_thread()
     return app

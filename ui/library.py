@@ -102,20 +102,42 @@ class Library:
             lines.append(FileResult(item.name, e not in report.errors, message))
         return lines
 
+    def removable(self) -> list[str]:
+        """The documents the page may remove: those uploaded through it."""
+        documents = self.engine.index.documents
+        return sorted(d for d in documents if _elsewhere(documents[d], self.uploads) is None)
+
     def remove(self, doc_ids: Sequence[str]) -> list[FileResult]:
+        """Remove uploaded documents and their files. A document from any other folder (a
+        --source folder, seeds/, `qa index`) is refused: it belongs to whoever keeps it there."""
         with self._writing:
-            documents = self.engine.index.documents
-            origins = {d: documents[d].get("origin", "") for d in doc_ids if d in documents}
-            removed = self.engine.remove(list(doc_ids))
+            indexed = self.engine.index.documents
+            refused = {d: f for d in doc_ids
+                       if d in indexed and (f := _elsewhere(indexed[d], self.uploads))}
+            origins = {d: indexed[d].get("origin", "") for d in doc_ids if d in indexed}
+            removed = self.engine.remove([d for d in doc_ids if d not in refused])
             for doc_id in removed:  # the file goes once no document of it is left
                 if origins[doc_id] not in self.engine.index.files:
                     uploads.discard(self.uploads, origins[doc_id])
             self._forget_texts()
-        results = [FileResult(d, True, f"{d}: removed from the index") for d in removed]
-        results += [
-            FileResult(d, False, f"{d}: not in the index") for d in doc_ids if d not in removed
-        ]
+        results = []
+        for d in dict.fromkeys(doc_ids):
+            if d in removed:
+                results.append(FileResult(d, True, f"{d}: removed from the index"))
+            elif d in refused:
+                why = f"{d}: comes from {refused[d]}; remove it there, not from the page"
+                results.append(FileResult(d, False, why))
+            else:
+                results.append(FileResult(d, False, f"{d}: not in the index"))
         return results
+
+
+def _elsewhere(document: dict, uploads_folder: Path) -> str | None:
+    """The folder an indexed document comes from when that is not the uploads folder."""
+    origin = document.get("origin") or ""
+    if origin and Path(origin).is_relative_to(uploads_folder):
+        return None
+    return str(Path(origin).parent) if origin else "a folder outside the app's uploads"
 
 
 def _belongs(path: str, file: str) -> bool:
