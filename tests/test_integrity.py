@@ -156,12 +156,13 @@ def test_a_write_that_would_break_the_index_fails_and_keeps_it(seed_index_dir, t
     shutil.copytree(seed_index_dir, index_dir)
     current = (index_dir / "CURRENT").read_text()
     engine = Engine.open(sources=None, index_dir=index_dir)
-    passage = next(iter(engine.index.documents.values()))["passages"][0]
-    engine.index.docstore.delete_document(passage)  # as a bug in an update might
+    broken = engine._working_copy()  # what a write changes: a copy of the live generation
+    passage = next(iter(broken.documents.values()))["passages"][0]
+    broken.docstore.delete_document(passage)  # as a bug in an update might
     new = tmp_path / "new.txt"
     new.write_text(GOOD_TEXT)
     with pytest.raises(IndexInconsistent, match="the update was not saved"):
-        engine.add([new])
+        engine._commit(broken)
     assert (index_dir / "CURRENT").read_text() == current
     assert not list(index_dir.glob("gen-*.tmp"))
     assert ANSWER in engine.ask(QUESTION).text  # the engine holds the index on disk again
