@@ -37,7 +37,9 @@ log = logging.getLogger("qa.ui")
 
 
 def one_line_errors(fn: Callable) -> Callable:
-    """A handler's failure reaches the page as one line, never a traceback."""
+    """A handler's failure reaches the page as one line, never a traceback. A user's error
+    (an empty question, a locked index) is one line in the server log too; only an unexpected
+    failure logs its traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -46,7 +48,9 @@ def one_line_errors(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except QAError as exc:
-            raise gr.Error(str(exc)) from None
+            log.warning("qa: %s: %s", fn.__name__, exc)
+            # Gradio's queue prints the traceback of every gr.Error unless told not to.
+            raise gr.Error(str(exc), print_exception=False) from None
         except Exception as exc:
             log.exception("handler %s failed", fn.__name__)
             raise gr.Error(f"Something went wrong: {exc.__class__.__name__}: {exc}") from None
@@ -220,7 +224,7 @@ def serve(
     """Launch the app on host:port: no share link, no analytics, uploads under `data_dir`."""
     data_dir = Path(data_dir).resolve()
     # Gradio's own upload cache goes under the data folder too, not the system temp folder.
-    os.environ.setdefault("GRADIO_TEMP_DIR", str(data_dir / "tmp"))
+    cache = Path(os.environ.setdefault("GRADIO_TEMP_DIR", str(data_dir / "tmp")))
     app = build_app(engine, data_dir, max_upload_mb)
     app.queue(default_concurrency_limit=2)
     app.launch(
@@ -239,6 +243,9 @@ def serve(
         # The route refuses anything far past the cap, so a huge file never fills the disk;
         # files between the two get the app's own one-line message.
         max_file_size=int(max_upload_mb * 2**20 * 4) + 2**20,
+        # Gradio fails a whole upload batch holding a dot-named file when its cache lies under
+        # the working folder; let such a file through to `uploads.check`, which refuses it.
+        allowed_paths=[str(cache)],
         css_paths=[STYLE],
     )
     print(f"qa: the app is at {app.local_url} (Ctrl+C stops it)", flush=True)
