@@ -20,6 +20,7 @@ from pathlib import Path
 
 from llama_index.core.schema import Document
 
+from qa.html_text import html_to_text
 from qa.schema import LoadError
 from qa.settings import SUPPORTED_SUFFIXES
 
@@ -231,30 +232,10 @@ def _markdown_title(text: str) -> str:
     return match.group(1).strip() if match else _first_line(text)
 
 
-_BLOCK_TAGS = (
-    "p", "div", "br", "li", "ul", "ol", "tr", "td", "th", "table", "section", "article",
-    "header", "footer", "nav", "aside", "main", "blockquote", "pre", "h1", "h2", "h3", "h4",
-    "h5", "h6", "dt", "dd", "figcaption", "hr",
-)  # fmt: skip
-
-
-_BLOCK_MARK = "\x00"  # stands for a block boundary while the page's text is flattened
-
-
 def _html_to_text(html: str) -> tuple[str, str]:
     """Visible text of a page: scripts, styles and other non-content dropped; one block a
     paragraph. Line breaks inside a block are spaces, as a browser shows them."""
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(html.replace(_BLOCK_MARK, " "), "html.parser")
-    title = " ".join(soup.title.get_text().split()) if soup.title else ""
-    for tag in soup(["script", "style", "noscript", "template", "head", "svg", "iframe"]):
-        tag.decompose()
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before(_BLOCK_MARK)
-        tag.insert_after(_BLOCK_MARK)
-    blocks = (" ".join(block.split()) for block in soup.get_text().split(_BLOCK_MARK))
-    text = "\n\n".join(block for block in blocks if block)
+    text, title = html_to_text(html)
     return text, title or _first_line(text)
 
 

@@ -45,7 +45,9 @@ log = logging.getLogger("qa.ui")
 
 
 def one_line_errors(fn: Callable) -> Callable:
-    """A handler's failure reaches the page as one line, never a traceback."""
+    """A handler's failure reaches the page as one line, never a traceback. A user's error
+    (an empty question, a locked index) is one line in the server log too; only an unexpected
+    failure logs its traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -54,7 +56,9 @@ def one_line_errors(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except QAError as exc:
-            raise gr.Error(str(exc)) from None
+            log.warning("qa: %s: %s", fn.__name__, exc)
+            # Gradio's queue prints the traceback of every gr.Error unless told not to.
+            raise gr.Error(str(exc), print_exception=False) from None
         except Exception as exc:
             log.exception("handler %s failed", fn.__name__)
             raise gr.Error(f"Something went wrong: {exc.__class__.__name__}: {exc}") from None
@@ -256,7 +260,7 @@ def serve(
     allow_changes = is_loopback(host) if allow_changes is None else allow_changes
     data_dir = Path(data_dir).resolve()
     # Gradio's own upload cache goes under the data folder too, not the system temp folder.
-    os.environ.setdefault("GRADIO_TEMP_DIR", str(data_dir / "tmp"))
+    cache = Path(os.environ.setdefault("GRADIO_TEMP_DIR", str(data_dir / "tmp")))
     app = build_app(engine, data_dir, max_upload_mb, allow_changes=allow_changes)
     app.queue(default_concurrency_limit=2)
     app.launch(
@@ -275,6 +279,9 @@ def serve(
         # The route refuses anything far past the cap, so a huge file never fills the disk;
         # files between the two get the app's own one-line message. A read-only page takes none.
         max_file_size=int(max_upload_mb * 2**20 * 4) + 2**20 if allow_changes else 0,
+        # Gradio fails a whole upload batch holding a dot-named file when its cache lies under
+        # the working folder; let such a file through to `uploads.check`, which refuses it.
+        allowed_paths=[str(cache)] if allow_changes else [],
         css_paths=[STYLE],
     )
     mode = "" if allow_changes else "; read-only: uploads and removals are off"

@@ -66,6 +66,8 @@ def safe_name(name: str) -> str:
 
 def check(name: str, size: int, max_bytes: int) -> str | None:
     """Why a file cannot be uploaded, or None when it can."""
+    if name.startswith("."):  # `qa index` skips hidden files too
+        return "a hidden file (its name starts with '.'); rename it to add it"
     suffix = os.path.splitext(name)[1].lower()
     if suffix not in SUPPORTED_SUFFIXES:
         allowed = ", ".join(SUPPORTED_SUFFIXES)
