@@ -93,6 +93,7 @@ def apply_changes(
     """Bring `index` in line with the files found: prune the gone, load the changed, and
     embed only the documents whose content changed."""
     seen = {str(file.resolve()) for file, _ in found}
+    folders = {s.resolve() for s in prune_sources if s.is_dir()}
     for origin in pruned(index, prune_sources, seen):
         report.removed += index.remove_documents(index.files.pop(origin)["doc_ids"])
     changed = _read_changed(index, found, report, show_progress)
@@ -133,8 +134,10 @@ def apply_changes(
             kept += [d for d in gone if d in index.documents]
             gone = []
         report.removed += index.remove_documents(gone)
+        # in_folder: found in a folder given as a source (kept in sync as a whole), or a
+        # file given by name
         index.files[origin] = {**_stat(file), "sha": data_hash, "doc_ids": kept,
-                               "root": str(root.resolve())}
+                               "root": str(root.resolve()), "in_folder": root.resolve() in folders}
         if twins:
             index.files[origin]["twins"] = twins
     if to_embed:
