@@ -214,10 +214,10 @@ def _print_answer(answer, k: int = 5) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from qa.engine import Engine, clean_question
-
     if args.question == "-":
         args.question = sys.stdin.read()
+    from qa.engine import Engine, clean_question
+
     clean_question(args.question)
     if why := _no_index(args):
         print(f"qa: {why}", file=sys.stderr)
@@ -251,11 +251,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from qa.engine import Engine
-
     if why := _no_index(args):
         print(f"qa: {why}", file=sys.stderr)
         return 1
+    from qa.engine import Engine
+
     engine = Engine.open(sources=_sources(args), index_dir=args.index)
     _print_problems(engine.last_report)
     interactive = sys.stdin.isatty()
@@ -371,7 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from qa.errors import QAError
 
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
+        return code
     except BrokenPipeError:
         # the reader went away (`qa ask ... | head -1`): stop quietly, as `cat` does; stdout
         # points at devnull so that the interpreter's last flush does not complain either
