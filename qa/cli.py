@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="qa",
         description="Answers from your own documents, quoted and cited. "
-        f"The index and uploads live in {qa_home} (QA_HOME sets another folder).",
+        f"The index and uploads are kept in {qa_home} (index/, data/); QA_HOME names "
+        "another folder.",
     )
     parser.add_argument("--version", action="version", version=f"qa {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -115,22 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _sources(
     args: argparse.Namespace, named: Sequence[str] = (), extra: Sequence[Path] = ()
 ) -> list[Path]:
-    """The sources to keep indexed: those `named` or given with --source, `extra` ones, the
-    folders and files the index already holds, and, when no index exists yet in the home folder
-    and none were named, the seed article."""
+    """Those `named` or given with --source, `extra` ones, and the defaults (qa/home.py)."""
     named = [Path(p) for p in [*named, *(getattr(args, "sources", None) or [])]]
-    index = Path(args.index)
-    sources = {str(p.resolve()): p for p in [*named, *extra]}
-    indexed = home.indexed_sources(index)
-    for p in indexed:
-        sources.setdefault(str(p.resolve()), p)
-    # (a rebuild of a home index whose manifest is unreadable starts again from the seeds)
-    fresh = not home.has_index(index) or (getattr(args, "rebuild", False) and not indexed)
-    if fresh and not named and not args.index_given:
-        print(f"qa: building the index at {index} from the seed article "
+    sources, seeded = home.sources_to_keep(args.index, named, extra, not args.index_given,
+                                           getattr(args, "rebuild", False))
+    if seeded:
+        print(f"qa: building the index at {args.index} from the seed article "
               "(`qa index PATH` adds your own documents)", file=sys.stderr)
-        sources[""] = home.seeds_dir()
-    return list(sources.values())
+    return sources
 
 
 def _no_index(args: argparse.Namespace) -> str | None:

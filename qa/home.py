@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def indexed_sources(index_dir: str | Path) -> list[Path]:
     try:
         generation = store.current()
         entries = store.read_manifest(generation)["files"] if generation else {}
-    except QAError:
+    except (QAError, OSError, ValueError, KeyError, TypeError):
         return []  # a damaged index: opening it gives the message and the repair
     sources: dict[str, Path] = {}
     for origin, entry in entries.items():
@@ -70,3 +71,22 @@ def indexed_sources(index_dir: str | Path) -> list[Path]:
         if path.exists():
             sources.setdefault(str(path), path)
     return list(sources.values())
+
+
+def sources_to_keep(
+    index_dir: str | Path, named: Sequence[Path], extra: Sequence[Path], in_home: bool,
+    rebuild: bool = False,
+) -> tuple[list[Path], bool]:
+    """The sources to keep indexed: those named, `extra` ones, the folders and files the index
+    already holds, and, when none were named and the home index (`in_home`) does not exist
+    yet, the seed article; and whether the seed article was added."""
+    sources = {str(p.resolve()): p for p in [*named, *extra]}
+    indexed = indexed_sources(index_dir)
+    for p in indexed:
+        sources.setdefault(str(p.resolve()), p)
+    # (a rebuild of a home index whose manifest is unreadable starts again from the seeds)
+    fresh = not has_index(index_dir) or (rebuild and not indexed)
+    seeded = fresh and in_home and not named
+    if seeded:
+        sources.setdefault(str(seeds_dir().resolve()), seeds_dir())
+    return list(sources.values()), seeded
