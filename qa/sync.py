@@ -97,6 +97,7 @@ def apply_changes(
     embed only the documents whose content changed. `previous`: the `files` of the index a
     rebuild replaces, so that each file keeps its doc_ids."""
     seen = {str(file.resolve()) for file, _ in found}
+    folders = {s.resolve() for s in prune_sources if s.is_dir()}
     for origin in pruned(index, prune_sources, seen):
         report.removed += index.remove_documents(index.files.pop(origin)["doc_ids"])
     held = {o: e.get("doc_ids", []) for o, e in (previous or {}).items() if o in seen}
@@ -136,8 +137,10 @@ def apply_changes(
             kept += [d for d in gone if d in index.documents]
             gone = []
         report.removed += index.remove_documents(gone)
+        # in_folder: found in a folder given as a source (kept in sync as a whole), or a
+        # file given by name
         index.files[origin] = {**_stat(file), "sha": data_hash, "doc_ids": kept,
-                               "root": str(root.resolve())}
+                               "root": str(root.resolve()), "in_folder": root.resolve() in folders}
         if twins:
             index.files[origin]["twins"] = twins
     if to_embed:

@@ -174,7 +174,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def app(seed_index_dir, tmp_path_factory):
     """The app on a copy of the seed index, served in this process: (url, engine, index)."""
-    from ui.app import serve
+    from qa.ui.app import serve
 
     work = tmp_path_factory.mktemp("app")
     index = work / "index"

@@ -172,8 +172,8 @@ def test_a_write_that_would_break_the_index_fails_and_keeps_it(seed_index_dir, t
 
 # ---- 1. the app's removal deletes only its own uploads ----------------------------------------
 def test_removing_an_upload_deletes_its_file_and_nothing_else(tmp_path):
-    from ui.library import Library
-    from ui.uploads import uploads_dir
+    from qa.ui.library import Library
+    from qa.ui.uploads import uploads_dir
 
     a, _ = two_folders(tmp_path)
     data = tmp_path / "data"

@@ -87,7 +87,7 @@ def start(seed_index_dir, tmp_path):
     """Start `ui.app.serve` on 127.0.0.1 over a copy of the seed index, as `qa serve` does
     (seeds/ and the uploads folder as sources); every server is closed afterwards."""
     from qa import Engine
-    from ui.app import serve
+    from qa.ui.app import serve
 
     apps = []
     temp_dir = os.environ.get("GRADIO_TEMP_DIR")
@@ -161,7 +161,7 @@ def test_the_page_removes_uploads_but_never_a_source_document(start, tmp_path):
 def test_library_refuses_a_source_document_and_lists_only_uploads(seed_index_dir, tmp_path):
     """The check lives in `Library.remove` itself, whatever route reaches it."""
     from qa import Engine
-    from ui.library import Library
+    from qa.ui.library import Library
 
     index, data = tmp_path / "index", tmp_path / "data"
     shutil.copytree(seed_index_dir, index)
@@ -218,6 +218,6 @@ def test_allow_changes_and_read_only_together_is_one_line_and_exit_2(capsys):
     ("0.0.0.0", False), ("::", False), ("192.168.1.5", False), ("example.org", False),
 ])  # fmt: skip
 def test_only_loopback_binds_allow_changes_by_default(host, loopback):
-    from ui.app import is_loopback
+    from qa.ui.app import is_loopback
 
     assert is_loopback(host) is loopback

@@ -122,7 +122,7 @@ def test_upload_batch_with_dot_named_files_indexes_the_others(page, server, tmp_
 
 
 def test_check_names_hidden_files():
-    from ui.uploads import check
+    from qa.ui.uploads import check
 
     assert check(".notes.md", 10, 100).startswith("a hidden file")
     assert check("notes.md", 10, 100) is None

@@ -7,7 +7,7 @@ import re
 from conftest import SEED_FILE
 
 from qa.schema import Answer, Citation, Passage
-from ui import render, uploads
+from qa.ui import render, uploads
 
 HOSTILE = 'Festival <script>alert(1)</script> <img src=x onerror="alert(2)"> **b** [x](y) $$z$$'
 

@@ -18,9 +18,9 @@ import gradio as gr
 from qa.engine import MAX_QUESTION_CHARS, Engine
 from qa.errors import QAError
 from qa.schema import Answer
-from ui import render
-from ui.library import FileResult, Library
-from ui.uploads import DEFAULT_MAX_MB
+from qa.ui import render
+from qa.ui.library import FileResult, Library
+from qa.ui.uploads import DEFAULT_MAX_MB
 
 EXAMPLES = (
     "What did Russia demand?",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from qa.engine import Engine
 from qa.schema import Answer
-from ui import uploads
+from qa.ui import uploads
 
 TEXTS_KEPT = 32  # document texts kept in memory for the sources panel
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
