@@ -195,7 +195,15 @@ def cmd_index(args: argparse.Namespace) -> int:
             f"in {args.index}/"
         )
     # every file given was rejected: a failure, though the index still holds other documents
+    if args.paths:
+        return 1 if report.errors and not _holds_any(engine.index.files, args.paths) else 0
     return 1 if report.errors and not (report.read or report.unchanged) else 0
+
+
+def _holds_any(files: dict, paths: Sequence[str]) -> bool:
+    """Whether the index holds a file that is one of `paths` or lies under one of them."""
+    given = [Path(p).resolve() for p in paths]
+    return any(Path(origin).is_relative_to(g) for origin in files for g in given)
 
 
 def _print_answer(answer, k: int = 5) -> None:

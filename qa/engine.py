@@ -21,6 +21,7 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from qa.embed import Embedder, SentenceVectors
 from qa.errors import BadQuestion, IndexDamaged, IndexLocked, QAError
+from qa.home import default_index, seeds_dir
 from qa.index import PassageIndex
 from qa.load import discover
 from qa.retrieve import HybridRetriever
@@ -97,15 +98,16 @@ class Engine:
     @classmethod
     def open(
         cls,
-        sources: Sequence[str | Path] | None = ("seeds",),
-        index_dir: str | Path = "index",
+        sources: Sequence[str | Path] | None = (seeds_dir(),),
+        index_dir: str | Path | None = None,
         settings: Settings | None = None,
         show_progress: bool = False,
         rebuild: bool = False,
     ) -> Engine:
-        """Load `index_dir`; build it when missing, update it when a source changed, and
-        rebuild it when the embedder or chunking settings changed (or `rebuild` is set)."""
-        engine = cls(index_dir, settings)
+        """Load `index_dir` (default: the home's, see qa/home.py); build it when missing,
+        update it when a source changed, and rebuild it when the embedder or chunking settings
+        changed (or `rebuild` is set). `sources` defaults to the seed article shipped with qa."""
+        engine = cls(index_dir if index_dir is not None else default_index(), settings)
         if not rebuild:  # a rebuild must work even when the index on disk is damaged
             engine._snapshot = engine._read_current()
         if rebuild or engine.stale:

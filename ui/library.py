@@ -7,6 +7,7 @@ while an upload or a removal builds the next one. Writes wait for each other, on
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -14,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.engine import Engine
-from qa.schema import Answer
+from qa.errors import QAError
+from qa.schema import Answer, one_line
 from qa.ui import uploads
 
 TEXTS_KEPT = 32  # document texts kept in memory for the sources panel
+log = logging.getLogger("qa.ui")
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
 
 
@@ -76,9 +79,13 @@ class Library:
                 progress(i / len(stored), f"Indexing {item.name} ({i + 1}/{len(stored)})")
                 try:
                     results += self._index(item)
-                except Exception:
+                except Exception as exc:  # one file's failure is its own line; the rest go on
                     item.undo()
-                    raise
+                    if not isinstance(exc, QAError):
+                        log.exception("indexing %s failed", item.name)
+                    why = one_line(str(exc)) or exc.__class__.__name__
+                    line = f"{item.name}: not indexed ({why})"
+                    results.append(FileResult(item.name, False, line))
             self._forget_texts()
         progress(1.0, "Done")
         order = {Path(f).name: i for i, f in enumerate(files)}
@@ -96,7 +103,7 @@ class Library:
             reason = "; ".join(reasons) or "nothing in it could be indexed"
             return [FileResult(item.name, False, f"{item.name}: {reason}")]
         item.keep()
-        lines = [FileResult(item.name, True, f"{item.name}: {_summary(report, item.path.name)}")]
+        lines = [FileResult(item.name, True, f"{item.name}: {_summary(report, item.path)}")]
         for e in own:
             message = f"{item.name}: {_where(e.path, where)}{e.reason}"
             lines.append(FileResult(item.name, e not in report.errors, message))
@@ -150,10 +157,11 @@ def _where(path: str, file: str) -> str:
     return f"{path[len(file) :].strip()}: " if path != file else ""
 
 
-def _summary(report, file_name: str) -> str:
-    if report.added == [file_name] or report.updated == [file_name]:
+def _summary(report, file: Path) -> str:
+    changed = report.added + report.updated
+    if len(changed) == 1 and file.suffix.lower() != ".jsonl":  # its one document, by its id
         verb = "indexed" if report.added else "updated"
-        return f"{verb} as {file_name}"
+        return f"{verb} as {changed[0]}"
     if not (report.added or report.updated):
         return "already indexed, unchanged"
     parts = []
