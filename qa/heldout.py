@@ -113,7 +113,7 @@ def evaluate_parts(folder: str | Path, progress: bool = False) -> EvalReport:
         rows[role] = row
         embedded += n
         articles = part.get("articles") or []
-        notes.append(f"{role} ({part['folder']}/, {len(articles)} articles): {note}")
+        notes.append(f"{role}: {part['folder']}/, {len(articles)} articles; {note}")
     notes.append(
         "answers right: an answer phrase inside the quoted answer, over the answerable; "
         "answered: of the answerable; declined: of the unanswerable (their gold paragraph is "
