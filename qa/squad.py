@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,14 +76,18 @@ def is_held_out(n: int) -> bool:
 
 def read_squad(path: str | Path) -> list[dict]:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadSquad(f"{path}: cannot be read ({exc.__class__.__name__})") from None
+    try:
+        data = json.loads(text)["data"]
         for article in data:
             str(article["title"])
             for p in article["paragraphs"]:
                 str(p["context"])
                 for q in p["qas"]:
                     str(q["id"]), str(q["question"]), list(q["answers"])
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise BadSquad(f"{path}: not a SQuAD v1.1 file ({exc.__class__.__name__})") from None
     return data
 
@@ -200,7 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap", type=int, default=CAP, help=f"questions of each kind per part "
                         f"(default: {CAP})")
     args = parser.parse_args(argv)
-    data = read_squad(args.source)
+    try:
+        data = read_squad(args.source)
+    except BadSquad as exc:
+        print(f"qa.squad: {exc}", file=sys.stderr)
+        return 1
     parts = build_parts(data, args.cap)
     write_parts(parts, Path(args.out), Path(args.source).name, args.cap)
     for p in parts:
