@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_args(p, index_home)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("eval", help="metrics for a question set or a BEIR-layout dataset")
+    p = sub.add_parser("eval", help="metrics for a question set, a BEIR-layout dataset or "
+                       "held-out parts (eval/squad)")
     p.add_argument("target", metavar="FILE_OR_DATASET")
     p.add_argument("--split", default="test", help="BEIR qrels split (default: test)")
     p.add_argument("--baselines", action="store_true", help="also run BM25, dense, LlamaIndex")
@@ -341,11 +342,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 1
     from qa.beir import is_beir_folder
     from qa.evaluate import evaluate_beir, evaluate_questions, read_questions
+    from qa.heldout import evaluate_parts, is_parts_folder
     from qa.report import to_text, write_outputs
 
     progress = sys.stderr.isatty()
     command = f"qa eval {args.target}"
-    if is_beir_folder(target):
+    if is_parts_folder(target):  # held-out parts (eval/squad): each its own corpus and role
+        if args.baselines:
+            print(f"qa: {target}: --baselines compares systems on one corpus; give it one "
+                  "part's folder", file=sys.stderr)
+            return 1
+        report = evaluate_parts(target, progress)
+    elif is_beir_folder(target):
         command += f" --split {args.split}"
         report = evaluate_beir(target, args.split, args.baselines, progress)
     elif target.is_file():

@@ -69,7 +69,7 @@ class Question:
 class EvalReport:
     """What `qa eval` prints: one row of metrics per system, the same columns for each."""
 
-    kind: str  # "questions" or "beir"
+    kind: str  # "questions", "beir" or "parts"
     target: str
     questions: int
     columns: list[str]
@@ -78,6 +78,7 @@ class EvalReport:
     date: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M %Z"))
     notes: list[str] = field(default_factory=list)
     embedded: dict[str, int] = field(default_factory=dict)  # passages embedded per index
+    row_label: str = "system"  # what a row is: a system, or a part of a held-out evaluation
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -29,7 +29,7 @@ def cell(column: str, value: float | None) -> str:
 
 
 def table(report: EvalReport) -> list[list[str]]:
-    header = ["system"] + [label(c) for c in report.columns]
+    header = [report.row_label] + [label(c) for c in report.columns]
     body = [
         [name] + [cell(c, row.get(c)) for c in report.columns] for name, row in report.rows.items()
     ]

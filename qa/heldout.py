@@ -1,0 +1,127 @@
+"""`qa eval` on a folder of evaluation parts (`parts.json` beside one BEIR folder a part, as
+`python -m qa.squad` writes them): each part's corpus indexed on its own, every question asked,
+one row a part, named by its role ("fit" or "validation (held out)").
+
+Each row: answers right (an answer phrase inside the quoted answer, over the answerable
+questions), answered (share of the answerable answered), declined (share of the unanswerable
+declined), abstention precision (share of the declines that were unanswerable), hit@k of the
+gold paragraph (over the answerable: the paragraph a question was written on is the document of
+one of the first k passages the answer came with) and the latency of `Engine.ask`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from qa.baselines import CACHE_ROOT
+from qa.beir import BadDataset, load_beir
+from qa.evaluate import EvalReport, Question, ask_all
+from qa.metrics import abstention, hit_at_k, mean, percentile
+
+PARTS_FILE = "parts.json"
+PART_COLUMNS = [
+    "answers_right",
+    "answered",
+    "declined",
+    "abstention_precision",
+    "hit@1",
+    "hit@3",
+    "hit@5",
+    "latency_p50_ms",
+    "latency_p95_ms",
+]
+
+
+def is_parts_folder(path: Path) -> bool:
+    return path.is_dir() and (path / PARTS_FILE).is_file()
+
+
+def read_parts(folder: Path) -> list[dict]:
+    """The parts (`folder`, `role`, ...) that `parts.json` lists, each folder checked."""
+    path = folder / PARTS_FILE
+    try:
+        parts = json.loads(path.read_text(encoding="utf-8"))["parts"]
+        for part in parts:
+            str(part["folder"]), str(part["role"])
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise BadDataset(f"{path}: expected {{\"parts\": [{{\"folder\", \"role\"}}, ...]}} "
+                         f"({exc.__class__.__name__})") from None
+    if not parts:
+        raise BadDataset(f"{path}: no parts")
+    return parts
+
+
+def part_questions(records: dict[str, dict]) -> tuple[list[Question], list[str]]:
+    """The part's questions and, for each, the id of its gold paragraph."""
+    questions, gold = [], []
+    for qid, rec in records.items():
+        answers = rec.get("answers") or []
+        answerable = bool(rec.get("answerable", True))
+        if answerable and not answers:
+            raise BadDataset(f'query "{qid}": an answerable question needs "answers"')
+        questions.append(Question(qid, str(rec["text"]), [str(a) for a in answers], answerable))
+        gold.append(str(rec.get("gold", "")))
+    return questions, gold
+
+
+def evaluate_part(folder: Path, progress: bool) -> tuple[dict[str, float | None], str, int]:
+    """One part's row of metrics, a note with its counts, the passages embedded to open it."""
+    from qa.engine import Engine
+
+    dataset = load_beir(folder)
+    cache = CACHE_ROOT / dataset.corpus_key()  # the same index as `qa eval <part folder>`
+    engine = Engine.open(
+        sources=[dataset.corpus], index_dir=cache / "qa-index", show_progress=progress
+    )
+    questions, gold = part_questions(dataset.records)
+    outcomes = ask_all(engine, questions, progress)
+    declined = [o.declined for o in outcomes]
+    answerable = [q.answerable for q in questions]
+    precision, recall = abstention(declined, answerable)
+    pairs = [(o, g) for q, o, g in zip(questions, outcomes, gold) if q.answerable]
+    ranked = [[engine.passage(pid).doc_id for pid, _ in o.passages] for o, _ in pairs]
+    row: dict[str, float | None] = {
+        "answers_right": mean([o.right for o, _ in pairs]) if pairs else None,
+        "answered": mean([not o.declined for o, _ in pairs]) if pairs else None,
+        "declined": recall,
+        "abstention_precision": precision,
+    }
+    for k in (1, 3, 5):
+        row[f"hit@{k}"] = mean([hit_at_k(r, [g], k) for r, (_, g) in zip(ranked, pairs)])
+    latencies = [o.latency_ms for o in outcomes]
+    row["latency_p50_ms"] = percentile(latencies, 50)
+    row["latency_p95_ms"] = percentile(latencies, 95)
+    n_unanswerable = len(questions) - len(pairs)
+    note = (
+        f"{len(pairs)} answerable ({sum(o.right for o, _ in pairs)} right, "
+        f"{sum(not o.declined for o, _ in pairs)} answered), {n_unanswerable} unanswerable "
+        f"({sum(d for d, a in zip(declined, answerable) if not a)} declined); "
+        f"{len(engine.index.documents)} paragraphs, cache {cache}"
+    )
+    return row, note, engine.last_report.passages_embedded
+
+
+def evaluate_parts(folder: str | Path, progress: bool = False) -> EvalReport:
+    """Every part of the folder, one row each, named by its role."""
+    folder = Path(folder)
+    rows: dict[str, dict[str, float | None]] = {}
+    notes, embedded = [], 0
+    for part in read_parts(folder):
+        row, note, n = evaluate_part(folder / part["folder"], progress)
+        role = str(part["role"])
+        rows[role] = row
+        embedded += n
+        articles = part.get("articles") or []
+        notes.append(f"{role}: {part['folder']}/, {len(articles)} articles; {note}")
+    notes.append(
+        "answers right: an answer phrase inside the quoted answer, over the answerable; "
+        "answered: of the answerable; declined: of the unanswerable (their gold paragraph is "
+        "not in the corpus, the rest of its article is); hit@k: the gold paragraph among the "
+        "documents of the first k passages the answer came with; latency: Engine.ask"
+    )
+    total = sum(len(load_beir(folder / p["folder"]).records) for p in read_parts(folder))
+    return EvalReport(
+        "parts", str(folder), total, PART_COLUMNS, rows, notes=notes,
+        embedded={"qa": embedded}, row_label="part",
+    )
