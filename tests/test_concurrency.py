@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from filelock import FileLock, Timeout
+from test_hardening_cli import lock_is_held
 
 from qa import Engine
 from qa.engine import MAX_QUESTION_CHARS
@@ -45,17 +45,6 @@ def almanac(chars: int, seed: int = 13) -> str:
         paragraphs.append(" ".join(sentences))
         size += len(paragraphs[-1]) + 2
     return "\n\n".join(paragraphs)
-
-
-def index_locked(index_dir: Path) -> bool:
-    """A writer holds the index's lock file (works for a writer in this process too)."""
-    lock = FileLock(str(index_dir / ".lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    lock.release()
-    return False
 
 
 def wait_for(condition, what: str) -> None:
@@ -95,7 +84,7 @@ def test_questions_are_answered_from_one_generation_while_a_write_runs(index_cop
     big.write_text(almanac(40_000), encoding="utf-8")
     writer = Writer(engine.add, [big])
     writer.start()
-    wait_for(lambda: index_locked(index_copy) or not writer.is_alive(), "the write to start")
+    wait_for(lambda: lock_is_held(index_copy) or not writer.is_alive(), "the write to start")
     seen = []  # (writer still running after the answer, answer, documents listed)
     while writer.is_alive():
         answer = engine.ask(QUESTION)
@@ -219,9 +208,9 @@ def test_the_app_answers_while_an_upload_is_indexed(app, page, tmp_path):
     big.write_text(almanac(40_000), encoding="utf-8")
     page.click("#qa-tab-documents-button")
     page.set_input_files("#qa-upload input[type=file]", [str(big)])
-    wait_for(lambda: index_locked(index), "the upload to be indexed")
+    wait_for(lambda: lock_is_held(index), "the upload to be indexed")
     answer = client.predict(QUESTION, api_name="/ask")
-    assert index_locked(index)  # answered while the upload was still being indexed
+    assert lock_is_held(index)  # answered while the upload was still being indexed
     assert RIGHT in answer["text"]
     page.wait_for_selector("#qa-upload-status li")
     assert "almanac.txt: indexed as almanac.txt" in page.inner_text("#qa-upload-status")

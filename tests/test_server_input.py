@@ -7,16 +7,13 @@ a copy of the seed index (nothing is re-embedded).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
 from conftest import ROOT, SEEDS
-from test_ui import CHROMIUM, CHROMIUM_FLAGS, WAIT_MS, Server, _free_port, _wait_until_up
+from test_ui import CHROMIUM, CHROMIUM_FLAGS, WAIT_MS, Server, qa_serve
 
 EMPTY = "the question is empty; type a question"
 
@@ -25,22 +22,9 @@ EMPTY = "the question is empty; type a question"
 def server(seed_index_dir, tmp_path_factory):
     work = tmp_path_factory.mktemp("serve-input")
     shutil.copytree(seed_index_dir, work / "index")
-    port, log = _free_port(), work / "serve.log"
-    command = [sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--data", "data",
-               "--index", "index", "--source", str(SEEDS)]  # fmt: skip
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
-    with open(log, "w") as out:
-        proc = subprocess.Popen(command, cwd=work, stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_until_up(url, proc, log)
-        yield Server(url, port, work / "data", log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    options = {"--data": "data", "--index": "index", "--source": SEEDS}
+    with qa_serve(work, options, env={"PYTHONPATH": str(ROOT)}) as served:
+        yield served
 
 
 def log_since(server: Server, offset: int, lines_about: str, count: int) -> str:

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,42 +67,36 @@ def _wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float =
     raise RuntimeError(f"qa serve did not answer within {timeout} s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def server(seed_index_dir, tmp_path_factory):
-    """`qa serve` in its own process, on a copy of the seed index (nothing is re-embedded)."""
-    work = tmp_path_factory.mktemp("app")
-    index = work / "index"
-    shutil.copytree(seed_index_dir, index)
-    data = work / "data"
-    port = _free_port()
-    log = work / "serve.log"
-    options = {"--port": port, "--data": data, "--index": index, "--source": SEEDS,
-               "--max-upload-mb": MAX_UPLOAD_MB}  # fmt: skip
-    command = [
-        sys.executable,
-        "-m",
-        "qa.cli",
-        "serve",
-        *(str(x) for o in options.items() for x in o),
-    ]
+@contextmanager
+def qa_serve(work: Path, options: dict, env: dict | None = None):
+    """`qa serve` started from `work` in its own process, stopped when the block ends."""
+    port, log = _free_port(), work / "serve.log"
+    command = [sys.executable, "-m", "qa.cli", "serve", "--port", str(port),
+               *(str(x) for o in options.items() for x in o)]  # fmt: skip
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
     with open(log, "w") as out:
-        proc = subprocess.Popen(
-            command,
-            cwd=work,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
-        )
+        proc = subprocess.Popen(command, cwd=work, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_until_up(url, proc, log)
-        yield Server(url, port, data, log)
+        yield Server(url, port, work / str(options.get("--data", "data")), log)
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server(seed_index_dir, tmp_path_factory):
+    """`qa serve` in its own process, on a copy of the seed index (nothing is re-embedded)."""
+    work = tmp_path_factory.mktemp("app")
+    shutil.copytree(seed_index_dir, work / "index")
+    options = {"--data": work / "data", "--index": work / "index", "--source": SEEDS,
+               "--max-upload-mb": MAX_UPLOAD_MB}  # fmt: skip
+    with qa_serve(work, options) as served:
+        yield served
 
 
 # ---- the server and its API ------------------------------------------------------------
