@@ -142,7 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except QAError as exc:
-        print(f"qa: {exc}", file=sys.stderr)
+        message = str(exc)
+        if getattr(args, "index_given", False):  # the repair must name the same index
+            rebuild = "`qa index --rebuild`"
+            message = message.replace(rebuild, f"{rebuild[:-1]} --index {args.index}`")
+        print(f"qa: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("qa: interrupted", file=sys.stderr)

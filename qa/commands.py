@@ -17,8 +17,7 @@ def _sources(
 ) -> list[Path]:
     """Those `named` or given with --source, `extra` ones, and the defaults (qa/home.py)."""
     named = [Path(p) for p in [*named, *(getattr(args, "sources", None) or [])]]
-    sources, seeded = home.sources_to_keep(args.index, named, extra, not args.index_given,
-                                           getattr(args, "rebuild", False))
+    sources, seeded = home.sources_to_keep(args.index, named, extra, not args.index_given)
     if seeded:
         print(f"qa: building the index at {args.index} from the seed article "
               "(`qa index PATH` adds your own documents)", file=sys.stderr)
@@ -37,6 +36,13 @@ def _print_problems(report) -> None:
         print(f"skipped {err}", file=sys.stderr)
     for note in report.notices:
         print(f"note: {note}", file=sys.stderr)
+
+
+def _print_news(args: argparse.Namespace, report) -> None:
+    """A question's sync says what it skipped only when something changed or sources were
+    named: files `qa index` already reported are not reported again on every question."""
+    if report.changed or getattr(args, "sources", None):
+        _print_problems(report)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -126,7 +132,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"qa: {why}", file=sys.stderr)
         return 1
     engine = Engine.open(sources=_sources(args), index_dir=args.index)
-    _print_problems(engine.last_report)
+    _print_news(args, engine.last_report)
     if args.verbose:
         print(f"index: {Path(args.index).resolve()} ({len(engine.index.documents)} documents)",
               file=sys.stderr)
@@ -160,7 +166,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from qa.engine import Engine
 
     engine = Engine.open(sources=_sources(args), index_dir=args.index)
-    _print_problems(engine.last_report)
+    _print_news(args, engine.last_report)
     interactive = sys.stdin.isatty()
     if interactive:
         print("Ask about your documents. /reset forgets the conversation, /quit ends it.")

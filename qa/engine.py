@@ -20,7 +20,7 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from qa.embed import Embedder, SentenceVectors
-from qa.errors import BadQuestion, IndexDamaged, IndexLocked, QAError
+from qa.errors import BadQuestion, IndexDamaged, IndexLocked
 from qa.home import default_index, seeds_dir
 from qa.index import PassageIndex
 from qa.load import discover
@@ -221,13 +221,9 @@ class Engine:
         return report
 
     def _indexed_files(self) -> dict[str, dict]:
-        """The `files` of the index on disk (origin -> entry); empty when unreadable."""
-        try:
-            generation = self.store.current()
-            files = self.store.read_manifest(generation)["files"] if generation else {}
-        except (QAError, KeyError, TypeError):
-            return {}
-        return files if isinstance(files, dict) else {}
+        """The `files` of the index on disk (origin -> entry), from its copy beside the
+        generations when the generation is damaged; empty when neither can be read."""
+        return self.store.indexed_files()
 
     def add(self, paths: Sequence[str | Path], show_progress: bool = False) -> SyncReport:
         """Index files or folders (incremental: unchanged content is skipped)."""
@@ -251,6 +247,7 @@ class Engine:
         with self.store.new_generation() as folder:
             index.check()  # nothing is swapped in unless it holds together
             index.save(folder)
+        self.store.write_files(index.files)
         fingerprint = self.settings.index_fingerprint()
         self._snapshot = self._snapshot_of(index, self.store.current(), fingerprint)
 

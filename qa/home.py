@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 
-from qa.errors import QAError
 from qa.store import IndexStore
 
 
@@ -57,12 +56,7 @@ def has_index(index_dir: str | Path) -> bool:
 def indexed_sources(index_dir: str | Path) -> list[Path]:
     """The folders and files the index holds documents from, those that still exist: each
     folder that was indexed as a folder, and each file indexed by name."""
-    store = IndexStore(index_dir)
-    try:
-        generation = store.current()
-        entries = store.read_manifest(generation)["files"] if generation else {}
-    except (QAError, OSError, ValueError, KeyError, TypeError):
-        return []  # a damaged index: opening it gives the message and the repair
+    entries = IndexStore(index_dir).indexed_files()  # (a damaged generation: its copy)
     sources: dict[str, Path] = {}
     for origin, entry in entries.items():
         # files indexed before folders were told apart count as found in their root folder
@@ -74,19 +68,17 @@ def indexed_sources(index_dir: str | Path) -> list[Path]:
 
 
 def sources_to_keep(
-    index_dir: str | Path, named: Sequence[Path], extra: Sequence[Path], in_home: bool,
-    rebuild: bool = False,
+    index_dir: str | Path, named: Sequence[Path], extra: Sequence[Path], in_home: bool
 ) -> tuple[list[Path], bool]:
     """The sources to keep indexed: those named, `extra` ones, the folders and files the index
     already holds, and, when none were named and the home index (`in_home`) does not exist
     yet, the seed article; and whether the seed article was added."""
     sources = {str(p.resolve()): p for p in [*named, *extra]}
-    indexed = indexed_sources(index_dir)
-    for p in indexed:
+    for p in indexed_sources(index_dir):
         sources.setdefault(str(p.resolve()), p)
-    # (a rebuild of a home index whose manifest is unreadable starts again from the seeds)
-    fresh = not has_index(index_dir) or (rebuild and not indexed)
-    seeded = fresh and in_home and not named
+    # (never for an index that exists: a rebuild of a damaged one must not swap its
+    # documents for the seed article)
+    seeded = not has_index(index_dir) and in_home and not named
     if seeded:
         sources.setdefault(str(seeds_dir().resolve()), seeds_dir())
     return list(sources.values()), seeded

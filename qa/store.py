@@ -26,6 +26,8 @@ from qa.errors import IndexDamaged, IndexLocked
 
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
+# The indexed files, also kept beside the generations: a rebuild of a damaged one still knows them.
+FILES = "files.json"
 REQUIRED_KEYS = {"format", "fingerprint", "documents", "files"}  # in every format version
 GENERATION = re.compile(r"gen-\d{6,}")
 SUMMED = re.compile(rb'\{"checksum": "([0-9a-f]{8})", ')  # leads the manifest's bytes
@@ -82,6 +84,30 @@ class IndexStore:
             yield
         finally:
             lock.release()
+
+    def write_files(self, files: dict[str, Any]) -> None:
+        """Keep the live generation's `files` beside it too (replaced atomically)."""
+        tmp = self.root / f"{FILES}.tmp"
+        tmp.write_text(json.dumps(files), encoding="utf-8")
+        _fsync_file(tmp)
+        os.replace(tmp, self.root / FILES)
+
+    def indexed_files(self) -> dict[str, Any]:
+        """The files the index holds (origin -> entry): the live generation's list, or when
+        that cannot be read, the copy kept beside it; empty when neither can be read."""
+        try:
+            generation = self.current()
+            if generation is not None:
+                files = self.read_manifest(generation)["files"]
+                if isinstance(files, dict):
+                    return files
+        except (IndexDamaged, OSError, KeyError, TypeError):
+            pass
+        try:
+            files = json.loads((self.root / FILES).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return files if isinstance(files, dict) else {}
 
     @contextmanager
     def new_generation(self):

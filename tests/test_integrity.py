@@ -254,15 +254,30 @@ def test_every_damaged_file_is_named_in_one_line_and_rebuild_repairs_it(small_in
         out, err = capsys.readouterr()
         assert out == "" and err.count("\n") == 1, (name, err)
         assert err.startswith(f"qa: index at {index_dir}") and " is damaged (" in err, (name, err)
-        assert err.endswith("); run `qa index --rebuild`\n"), (name, err)
+        assert err.endswith(f"); run `qa index --rebuild --index {index_dir}`\n"), (name, err)
 
         # a rebuild reads only CURRENT and the manifest: each of their cases, one of the others
         if path.name in ("CURRENT", "manifest.json") or path.name not in rebuilt:
             rebuilt.add(path.name)
-            assert main(["index", "--rebuild", *sources, "--index", str(index_dir)]) == 0, name
+            # as the message says: the sources need not be named, the index keeps their list
+            assert main(["index", "--rebuild", "--index", str(index_dir)]) == 0, name
             capsys.readouterr()
             assert main(["ask", "Where does the red kite nest?", *args]) == 0, name
             assert capsys.readouterr().out.startswith(KITE + " [1]"), name
+
+
+def test_rebuild_of_a_damaged_home_index_keeps_its_documents(tmp_path, monkeypatch, capsys):
+    a, b = two_folders(tmp_path)
+    monkeypatch.setenv("QA_HOME", str(tmp_path / "home"))
+    assert main(["index", str(a), str(b)]) == 0
+    index_dir = tmp_path / "home" / "index"
+    _flip(index_dir / (index_dir / "CURRENT").read_text().strip() / "manifest.json")
+    assert main(["ask", "What does the barn owl hunt?"]) == 1
+    assert capsys.readouterr().err.endswith("); run `qa index --rebuild`\n")
+    assert main(["index", "--rebuild"]) == 0
+    assert "seed article" not in capsys.readouterr().err
+    assert sorted(Engine.open(sources=None, index_dir=index_dir).index.documents) == [
+        "b/notes.txt", "notes.txt"]
 
 
 def test_a_flipped_byte_in_current_through_the_command(seed_index_dir, tmp_path):
@@ -276,7 +291,11 @@ def test_a_flipped_byte_in_current_through_the_command(seed_index_dir, tmp_path)
                          capture_output=True, text=True, env=env, cwd=tmp_path)
     assert run.returncode == 1 and run.stdout == ""
     assert run.stderr == (f"qa: index at {index_dir} is damaged (CURRENT: UnicodeDecodeError); "
-                          "run `qa index --rebuild`\n")
+                          f"run `qa index --rebuild --index {index_dir}`\n")
+    run = subprocess.run([sys.executable, "-m", "qa.cli", "index", "--rebuild", "--index",
+                          str(index_dir)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "1 documents" in run.stdout
 
 
 # ---- 3. rejected files, links, unreadable folders, encodings ----------------------------------
@@ -377,3 +396,15 @@ def test_manifest_records_its_own_checksum(seed_index_dir):
     generation = seed_index_dir / (seed_index_dir / "CURRENT").read_text().strip()
     manifest = json.loads((generation / "manifest.json").read_text())
     assert len(manifest["checksum"]) == 8 and manifest["documents"]
+
+
+def test_a_question_does_not_repeat_what_qa_index_skipped(tmp_path, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "owl.txt").write_text(OWL)
+    (docs / "bad.txt").write_bytes(bytes(range(256)))
+    assert main(["index", str(docs), "--index", str(tmp_path / "ix")]) == 0
+    assert skipped(capsys.readouterr().err) == [f"skipped {docs}/bad.txt: binary content, not text"]
+    assert main(["ask", "What does the barn owl hunt?", "--index", str(tmp_path / "ix")]) == 0
+    out, err = capsys.readouterr()
+    assert "voles" in out and "skipped" not in err

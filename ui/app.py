@@ -202,6 +202,9 @@ def build_app(
                         label="Uploaded documents to remove",
                         multiselect=True,
                         choices=[],
+                        # Library.remove checks every id itself and says why it refuses one;
+                        # Gradio's own choice check would answer a stale page with a traceback
+                        allow_custom_value=True,
                         elem_id="qa-remove-pick",
                         scale=4,
                     )
