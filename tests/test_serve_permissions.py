@@ -139,7 +139,7 @@ def test_the_page_removes_uploads_but_never_a_source_document(start, tmp_path):
     session = uuid.uuid4().hex
     load_page(base, session, cfg)
     done = join(base, session, remove, [[SEED_DOC]])
-    assert f"{SEED_DOC}: comes from " in done["output"]["data"][0], done
+    assert not done["success"]
     assert indexed(index) == [SEED_DOC]
     assert SEED_FILE.is_file()
 
@@ -223,13 +223,13 @@ def test_only_loopback_binds_allow_changes_by_default(host, loopback):
     assert is_loopback(host) is loopback
 
 
-def test_a_refused_removal_is_one_line_even_from_a_stale_page(start, capfd):
-    """A page (or script) whose list of documents is stale or empty still gets qa's own
-    refusal, and the server log no traceback."""
+def test_a_refused_removal_leaves_no_traceback_in_the_log(start, capfd):
+    """A page (or script) whose list of documents is stale is refused by Gradio's own check
+    of the list: the document stays, and the server log holds no traceback."""
     base, index, _ = start(allow_changes=True)
     cfg = config(base)
     done = join(base, uuid.uuid4().hex, fn_index(cfg, "qa-remove", "click"), [[SEED_DOC]])
-    assert done["success"], done
-    assert f"{SEED_DOC}: comes from " in done["output"]["data"][0]
+    assert not done["success"]
+    assert "not in the list of choices" in str(done["output"])
     assert "Traceback" not in capfd.readouterr().err
     assert indexed(index) == [SEED_DOC]

@@ -66,6 +66,22 @@ def one_line_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def quiet_refusals(preprocess: Callable) -> Callable:
+    """A component's own refusal of a value (a removal sent from a stale page or a script
+    naming a document outside the list) reaches the page as one line, not a traceback in the
+    server log: Gradio prints the traceback of every `gr.Error` raised with the default."""
+
+    @functools.wraps(preprocess)
+    def wrapper(payload):
+        try:
+            return preprocess(payload)
+        except gr.Error as exc:
+            log.info("refused: %s", exc.message)
+            raise gr.Error(exc.message, print_exception=False) from None
+
+    return wrapper
+
+
 def build_app(
     engine: Engine,
     data_dir: str | Path = "data",
@@ -202,12 +218,10 @@ def build_app(
                         label="Uploaded documents to remove",
                         multiselect=True,
                         choices=[],
-                        # Library.remove checks every id itself and says why it refuses one;
-                        # Gradio's own choice check would answer a stale page with a traceback
-                        allow_custom_value=True,
                         elem_id="qa-remove-pick",
                         scale=4,
                     )
+                    pick.preprocess = quiet_refusals(pick.preprocess)
                     remove = gr.Button("Remove", variant="stop", elem_id="qa-remove", scale=1)
 
         # ---- events --------------------------------------------------------------------
