@@ -213,8 +213,7 @@ class Engine:
             else:
                 index = self._working_copy()
             apply_changes(
-                index, found, sources if prune else [], report, self.embedder, show_progress,
-                previous,
+                index, found, sources, report, self.embedder, show_progress, previous, prune
             )
             if report.changed:
                 self._commit(index)

@@ -87,18 +87,19 @@ def pruned(index: PassageIndex, sources: list[Path], seen: set[str]) -> list[str
 def apply_changes(
     index: PassageIndex,
     found: list[tuple[Path, Path]],
-    prune_sources: list[Path],
+    sources: list[Path],
     report: SyncReport,
     embedder: Embedder,
     show_progress: bool,
     previous: dict[str, dict] | None = None,
+    prune: bool = True,
 ) -> None:
-    """Bring `index` in line with the files found: prune the gone, load the changed, and
-    embed only the documents whose content changed. `previous`: the `files` of the index a
-    rebuild replaces, so that each file keeps its doc_ids."""
+    """Bring `index` in line with the files found under `sources`: prune the gone (`prune`),
+    load the changed, and embed only the documents whose content changed. `previous`: the
+    `files` of the index a rebuild replaces, so that each file keeps its doc_ids."""
     seen = {str(file.resolve()) for file, _ in found}
-    folders = {s.resolve() for s in prune_sources if s.is_dir()}
-    for origin in pruned(index, prune_sources, seen):
+    folders = {s.resolve() for s in sources if s.is_dir()}
+    for origin in pruned(index, sources if prune else [], seen):
         report.removed += index.remove_documents(index.files.pop(origin)["doc_ids"])
     held = {o: e.get("doc_ids", []) for o, e in (previous or {}).items() if o in seen}
     ids = DocIds(index.documents, held)
@@ -137,10 +138,12 @@ def apply_changes(
             kept += [d for d in gone if d in index.documents]
             gone = []
         report.removed += index.remove_documents(gone)
-        # in_folder: found in a folder given as a source (kept in sync as a whole), or a
-        # file given by name
+        # in_folder: found in a folder given as a source (kept in sync as a whole), now or
+        # when it was first indexed; else a file given by name
+        was = entry or (previous or {}).get(origin) or {}
+        in_folder = root.resolve() in folders or was.get("in_folder") is True
         index.files[origin] = {**_stat(file), "sha": data_hash, "doc_ids": kept,
-                               "root": str(root.resolve()), "in_folder": root.resolve() in folders}
+                               "root": str(root.resolve()), "in_folder": in_folder}
         if twins:
             index.files[origin]["twins"] = twins
     if to_embed:

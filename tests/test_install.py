@@ -139,3 +139,21 @@ def test_a_named_index_folder_without_an_index(tmp_path):
         assert err == (f"qa: no index at {missing}; build one with "
                        f"`qa index PATH --index {missing}`\n")  # fmt: skip
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_folder_added_from_python_stays_a_folder_source(tmp_path):
+    """`Engine.add` of a folder keeps the folder, not its files one by one, as what later
+    updates look through, also across a rebuild that names other sources."""
+    from qa.home import indexed_sources
+
+    notes, other = tmp_path / "notes", tmp_path / "other"
+    notes.mkdir()
+    other.mkdir()
+    (notes / "kite.txt").write_text("The red kite nests in oak trees.\n")
+    (other / "owl.txt").write_text("The barn owl hunts voles at night.\n")
+    index_dir = tmp_path / "ix"
+    engine = Engine.open(sources=[other], index_dir=index_dir)
+    engine.add([notes])
+    assert sorted(indexed_sources(index_dir)) == [notes, other]
+    Engine.open(sources=[other], index_dir=index_dir, rebuild=True)
+    assert sorted(indexed_sources(index_dir)) == [notes, other]
