@@ -79,6 +79,9 @@ def qa_serve(work: Path, options: dict, env: dict | None = None):
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_until_up(url, proc, log)
+        deadline = time.monotonic() + 30  # up, and it has said so: its log starts after that
+        while "the app is at" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
         yield Server(url, port, work / str(options.get("--data", "data")), log)
     finally:
         proc.terminate()
