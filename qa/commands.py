@@ -238,10 +238,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not target.exists():
         print(f"qa: {target}: no such question set (.jsonl) or BEIR folder", file=sys.stderr)
         return 1
-    from qa.beir import is_beir_folder
-    from qa.evaluate import evaluate_beir, evaluate_questions, read_questions
-    from qa.heldout import evaluate_parts, is_parts_folder
-    from qa.report import to_text, write_outputs
+    from qa.eval.beir import is_beir_folder
+    from qa.eval.evaluate import evaluate_beir, evaluate_questions, read_questions
+    from qa.eval.heldout import evaluate_parts, is_parts_folder
+    from qa.eval.report import to_text, write_outputs
 
     progress = sys.stderr.isatty()
     command = f"qa eval {args.target}"

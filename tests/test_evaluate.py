@@ -13,8 +13,8 @@ import pytest
 from conftest import ROOT, SEED_FILE, SEEDS
 from llama_index.core.schema import NodeRelationship, NodeWithScore, RelatedNodeInfo, TextNode
 
-from qa.beir import DocumentsByMaxScore, load_beir, passage_depth
-from qa.metrics import (
+from qa.eval.beir import DocumentsByMaxScore, load_beir, passage_depth
+from qa.eval.metrics import (
     abstention,
     contains_any,
     hit_at_k,
@@ -81,7 +81,7 @@ def test_documents_ranked_by_their_best_passage():
 
 
 def test_weight_zero_is_bm25_and_weight_one_is_dense(seed_engine):
-    from qa.baselines import weighted
+    from qa.eval.baselines import weighted
     from qa.retrieve import LexicalScorer
 
     question = "How many troops has Russia deployed near Ukraine?"
@@ -174,7 +174,7 @@ def test_eval_beir_with_baselines_json_out_and_cache(beir_folder, tmp_path, monk
     assert (out / f"{beir_folder.name}-test.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # a second run, here in the test's process, finds both indexes in the cache
-    from qa.evaluate import evaluate_beir
+    from qa.eval.evaluate import evaluate_beir
 
     monkeypatch.chdir(tmp_path)
     again = evaluate_beir(beir_folder, "test", baselines=True)

@@ -1,4 +1,4 @@
-"""Held-out SQuAD parts (qa/squad.py, qa/heldout.py): the split is by article and fixed, every
+"""Held-out SQuAD parts (qa/eval/squad.py, qa/eval/heldout.py): the split is by article and fixed, every
 unanswerable question's gold paragraph is out of its corpus while the rest of its article is in,
 and `qa eval` on a small slice reports both parts with their roles."""
 
@@ -11,8 +11,8 @@ import pytest
 from conftest import ROOT
 from test_evaluate import run_qa
 
-from qa.metrics import contains_any
-from qa.squad import FIT, ROLES, VALIDATION, build_parts, read_squad, split_articles, write_parts
+from qa.eval.metrics import contains_any
+from qa.eval.squad import FIT, ROLES, VALIDATION, build_parts, read_squad, split_articles, write_parts
 
 SQUAD = ROOT / "eval" / "squad"
 SOURCE = next(

@@ -1,5 +1,5 @@
 """`qa eval` on a folder of evaluation parts (`parts.json` beside one BEIR folder a part, as
-`python -m qa.squad` writes them): each part's corpus indexed on its own, every question asked,
+`python -m qa.eval.squad` writes them): each part's corpus indexed on its own, every question asked,
 one row a part, named by its role ("fit" or "validation (held out)").
 
 Each row: answers right (an answer phrase inside the quoted answer, over the answerable
@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from qa.baselines import CACHE_ROOT
-from qa.beir import BadDataset, load_beir
-from qa.evaluate import EvalReport, Question, ask_all
-from qa.metrics import abstention, hit_at_k, mean, percentile
+from qa.eval.baselines import CACHE_ROOT
+from qa.eval.beir import BadDataset, load_beir
+from qa.eval.evaluate import EvalReport, Question, ask_all
+from qa.eval.metrics import abstention, hit_at_k, mean, percentile
 
 PARTS_FILE = "parts.json"
 PART_COLUMNS = [

@@ -24,7 +24,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from qa.errors import QAError
-from qa.metrics import AtK, mean, ndcg_at_k
+from qa.eval.metrics import AtK, mean, ndcg_at_k
 from qa.progress import progress_bar
 
 NDCG_K = 10

@@ -14,9 +14,9 @@ article, each one corpus with answerable and on-topic unanswerable questions.
 Each part is a BEIR folder (`corpus.jsonl`: one record a paragraph, `_id` "<article>-p<n>",
 title the article's; `queries.jsonl`: `_id`, `text`, `answers`, `answerable`, `article`, `gold`
 = the paragraph id the question was written on; `qrels.tsv`: answerable query -> gold paragraph),
-and `parts.json` beside them names the parts and their roles (qa/heldout.py reads it).
+and `parts.json` beside them names the parts and their roles (qa/eval/heldout.py reads it).
 
-    python -m qa.squad ../shared/train/squad-dev-half/train-half.json eval/squad
+    python -m qa.eval.squad ../shared/train/squad-dev-half/train-half.json eval/squad
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def paragraphs_of(article: dict) -> list[Paragraph]:
 
 
 def _norm(text: str) -> str:
-    """As qa.metrics.contains_any compares: case and runs of white space ignored."""
+    """As qa.eval.metrics.contains_any compares: case and runs of white space ignored."""
     return " ".join(text.split()).casefold()
 
 
@@ -199,7 +199,7 @@ def write_parts(parts: list[Part], out: Path, source: str, cap: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m qa.squad", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m qa.eval.squad", description=__doc__.split("\n")[0])
     parser.add_argument("source", help="a SQuAD v1.1 JSON file")
     parser.add_argument("out", help="folder for parts.json, fit/ and validation/")
     parser.add_argument("--cap", type=int, default=CAP, help=f"questions of each kind per part "
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data = read_squad(args.source)
     except BadSquad as exc:
-        print(f"qa.squad: {exc}", file=sys.stderr)
+        print(f"qa.eval.squad: {exc}", file=sys.stderr)
         return 1
     parts = build_parts(data, args.cap)
     write_parts(parts, Path(args.out), Path(args.source).name, args.cap)

@@ -4,7 +4,7 @@ Question set (`eval/*.jsonl`, one `{"id", "question", "answers", "answerable", "
 line): an answer is right when any answer phrase is in its quoted text (the citations' quotes);
 an unanswerable question is right when the answer declines; a retrieval hit at k when a phrase is
 in one of the top k passages. BEIR folder: document-level nDCG@10, recall@10, recall@100 and
-MRR@10 (qa/beir.py); when its queries say whether they are `answerable` (ClapNQ), the engine
+MRR@10 (qa/eval/beir.py); when its queries say whether they are `answerable` (ClapNQ), the engine
 also answers every query, which measures abstention.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.baselines import (
+from qa.eval.baselines import (
     CACHE_ROOT,
     LLAMAINDEX_DEFAULT,
     QA,
@@ -27,9 +27,9 @@ from qa.baselines import (
     engine_systems,
     llamaindex_system,
 )
-from qa.beir import BeirDataset, evaluate_documents, load_beir, passage_depth
+from qa.eval.beir import BeirDataset, evaluate_documents, load_beir, passage_depth
 from qa.errors import QAError
-from qa.metrics import abstention, contains_any, hit_at_k, mean, mrr_at_k, percentile
+from qa.eval.metrics import abstention, contains_any, hit_at_k, mean, mrr_at_k, percentile
 from qa.progress import progress_bar
 
 if TYPE_CHECKING:

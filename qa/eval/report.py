@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qa.evaluate import EvalReport
+from qa.eval.evaluate import EvalReport
 
 LABELS = {
     "answers_right": "answers right",
