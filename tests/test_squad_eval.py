@@ -12,7 +12,15 @@ from conftest import ROOT
 from test_evaluate import run_qa
 
 from qa.eval.metrics import contains_any
-from qa.eval.squad import FIT, ROLES, VALIDATION, build_parts, read_squad, split_articles, write_parts
+from qa.eval.squad import (
+    FIT,
+    ROLES,
+    VALIDATION,
+    build_parts,
+    read_squad,
+    split_articles,
+    write_parts,
+)
 
 SQUAD = ROOT / "eval" / "squad"
 SOURCE = next(

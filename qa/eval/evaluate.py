@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qa.errors import QAError
 from qa.eval.baselines import (
     CACHE_ROOT,
     LLAMAINDEX_DEFAULT,
@@ -28,7 +29,6 @@ from qa.eval.baselines import (
     llamaindex_system,
 )
 from qa.eval.beir import BeirDataset, evaluate_documents, load_beir, passage_depth
-from qa.errors import QAError
 from qa.eval.metrics import abstention, contains_any, hit_at_k, mean, mrr_at_k, percentile
 from qa.progress import progress_bar
 
