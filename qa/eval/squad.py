@@ -199,7 +199,9 @@ def write_parts(parts: list[Part], out: Path, source: str, cap: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m qa.eval.squad", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m qa.eval.squad", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("source", help="a SQuAD v1.1 JSON file")
     parser.add_argument("out", help="folder for parts.json, fit/ and validation/")
     parser.add_argument("--cap", type=int, default=CAP, help=f"questions of each kind per part "
