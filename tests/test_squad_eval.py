@@ -1,6 +1,6 @@
 """Held-out SQuAD parts (qa/eval/squad.py, qa/eval/heldout.py): the split is by article and
-fixed, every unanswerable question's gold paragraph is out of its corpus while the rest of its article is in,
-and `qa eval` on a small slice reports both parts with their roles."""
+fixed, every unanswerable question's gold paragraph is out of its corpus while the rest of its
+article is in, and `qa eval` on a small slice reports both parts with their roles."""
 
 from __future__ import annotations
 
