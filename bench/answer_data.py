@@ -1,5 +1,5 @@
-"""Question sets for the answer benchmarks, read into one shape, and the evidence the answer
-step computes for each question (used by calibrate_abstention.py and tune_sentences.py).
+"""Question sets for the answer benchmarks, read into one shape, and the evidence the reader
+finds for each question (`Engine.trace`; used by calibrate_abstention.py and tune_sentences.py).
 
     seed set   eval/*.jsonl: {"id", "question", "answers": [phrases], "answerable", "history"};
                a sentence is right when it holds an answer phrase (case-insensitive)
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from qa import Engine
-from qa.answer import Candidate
-from qa.chat import prepare
+from qa.read import Candidate, Features
 from qa.schema import Answer, Passage
+from qa.settings import ConfidenceWeights
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAPNQ = ROOT.parent / "shared" / "bench" / "clapnq"
@@ -80,23 +80,31 @@ def open_seeds(index_dir: Path) -> Engine:
     return Engine.open(sources=[ROOT / "seeds"], index_dir=index_dir)
 
 
+FEATURES = ConfidenceWeights().features()  # the confidence's features, in order
+
+
 @dataclass
 class Evidence:
     question: Question
     passages: list[Passage]
     candidates: list[Candidate]  # best first
-    features: list[float]
+    features: Features
+    answer: Answer
+
+    def feature_row(self) -> list[float]:
+        """The features in `ConfidenceWeights.features()` order (a row to fit weights on)."""
+        return [float(getattr(self.features, name)) for name in FEATURES]
 
 
 def gather(engine: Engine, questions: list[Question], embed_all: bool = False) -> list[Evidence]:
-    """Run the answer step's scoring for every question, keeping its evidence."""
-    answerer = engine.answerer
+    """Run every question through the query path (`Engine.trace`), keeping the reader's
+    evidence: the passages searched, the ranked sentences and the confidence's features."""
     if embed_all:  # every sentence of the scored passages gets its cosine (for tuning)
-        answerer.settings = replace(answerer.settings, embedded_sentences=10_000)
+        reader = engine.snapshot().reader
+        reader.settings = replace(reader.settings, embedded_sentences=10_000)
     out = []
     for q in questions:
-        resolution, passages, avoid = prepare(engine, q.question, q.history)
-        passages = passages[: answerer.settings.passages]
-        candidates, features = answerer.evidence(resolution.queries, passages, avoid)
-        out.append(Evidence(q, passages, candidates, features))
+        trace = engine.trace(q.question, q.history)
+        out.append(Evidence(q, trace.passages, trace.reading.ranked, trace.reading.features,
+                            trace.answer))
     return out

@@ -75,10 +75,11 @@ def bench_indexing(corpus: list[Path], limit: int | None, workdir: Path) -> dict
     t = time.perf_counter()
     report = engine.sync(source)
     build = time.perf_counter() - t
-    n = engine.index.passage_count()
+    index = engine.index
+    n = len(index)
     texts = [
-        embed_text(engine.index.node(p).metadata["embed_title"], engine.index.node(p).text)
-        for p in engine.index.bm25_ids
+        embed_text(index.node(p).metadata["embed_title"], index.node(p).text)
+        for p in index.lexical.ids
     ]
     t = time.perf_counter()
     engine.embedder.encode(texts)
@@ -112,11 +113,8 @@ def bench_retrieve(index_dir: Path, sources: list[Path], questions: list[str]) -
     # LlamaIndex's default: SimpleVectorStore + BM25Retriever fused by QueryFusionRetriever,
     # over the same passages and the same vectors (no re-embedding).
     index = engine.index
-    store = index.vectors
-    ids = index.bm25_ids
-    vectors = store._faiss_index.reconstruct_batch(
-        np.asarray([store._node_id_to_faiss_id_map[i] for i in ids], dtype=np.int64)
-    )
+    ids = index.lexical.ids
+    vectors = index.vectors.fetch(ids)
     nodes = []
     for pid, vec in zip(ids, vectors):
         node = index.node(pid)
@@ -137,7 +135,7 @@ def bench_retrieve(index_dir: Path, sources: list[Path], questions: list[str]) -
     theirs = [t for q in questions for t in timed(lambda q=q: fusion.retrieve(q), 1)]
     return {
         "questions": len(questions),
-        "passages": index.passage_count(),
+        "passages": len(index),
         "qa_retrieve_p50_ms": round(pct(ours, 50), 2),
         "qa_retrieve_p95_ms": round(pct(ours, 95), 2),
         "llamaindex_fusion_p50_ms": round(pct(theirs, 50), 2),
@@ -149,9 +147,9 @@ def bench_retrieve(index_dir: Path, sources: list[Path], questions: list[str]) -
 def bench_threads() -> dict:
     import torch
 
-    from qa.embed import Embedder
+    from qa.embed import make_embedder
 
-    embedder = Embedder()
+    embedder = make_embedder()
     out = {}
     for load in ("idle", "busy"):
         hog = mp.Process(target=busy, daemon=True) if load == "busy" else None

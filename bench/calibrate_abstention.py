@@ -2,23 +2,23 @@
 
 For every question of ClapNQ (300 answerable, 300 not; passages indexed once into
 .cache/bench/clapnq-index) and of the seed sets (eval/seed.jsonl, eval/seed_chats.jsonl), the
-answer step's confidence features are computed (answer.confidence_features: the best sentence's
-cosine, its lead over the median sentence, its share of the question's terms that its passage's
-title lacks, whether it names what a "how many" question counts or whose role a "who is the R of
-X" question asks for, and the question's length). A logistic regression over every question of
-both sets (each question weighs the same) gives the confidence; a sweep of thresholds prints, on
-each set, the precision and recall of declining and the share of answerable questions answered
-(and answered with a right best sentence). The chosen threshold answers >= 90% of ClapNQ's
-answerable questions and >= 95% of the seed sets' (MIN_ANSWERED), declines none of the seed
-sets' answers that are right (their target is every answerable question answered) and, within
-that, declines the most unanswerable ones. Last, a confidence fitted on ClapNQ alone and
-cross-validated shows how many of its unanswerable questions the features can decline at 90%
-answered, whatever the seed sets need.
+reader's confidence features are taken from `Engine.trace` (qa.read.Features: the best
+sentence's cosine, its lead over the median sentence, its share of the question's terms that its
+passage's title lacks, whether it names what a "how many" question counts or whose role a "who
+is the R of X" question asks for, and the question's length). A logistic regression over every
+question of both sets (each question weighs the same) gives the confidence
+(`ConfidenceWeights`); a sweep of thresholds prints, on each set, the precision and recall of
+declining and the share of answerable questions answered (and answered with a right best
+sentence). The chosen threshold answers >= 90% of ClapNQ's answerable questions and >= 95% of
+the seed sets' (MIN_ANSWERED), declines none of the seed sets' answers that are right (their
+target is every answerable question answered) and, within that, declines the most unanswerable
+ones. Last, a confidence fitted on ClapNQ alone and cross-validated shows how many of its
+unanswerable questions the features can decline at 90% answered, whatever the seed sets need.
 
     python bench/calibrate_abstention.py [--seed-index DIR] [--clapnq-index DIR]
 
 Run it again after changing retrieval or the sentence score; copy the printed values into
-AnswerSettings (qa/settings.py).
+AnswerSettings (qa/settings.py): `confidence=ConfidenceWeights(...)` and `threshold`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from answer_data import (
     CLAPNQ_INDEX,
+    FEATURES,
     ROOT,
     Evidence,
     gather,
@@ -39,8 +40,8 @@ from answer_data import (
     read_question_set,
 )
 
-from qa.answer import logistic
-from qa.settings import AnswerSettings
+from qa.answer import confidence_of
+from qa.settings import AnswerSettings, ConfidenceWeights
 
 # Answerable questions that must be answered: ClapNQ's target is 90%; the seed sets' is every
 # one, which no threshold that declines much else reaches, so nearly every one.
@@ -66,18 +67,26 @@ def rates(evidence: list[Evidence], confidence: np.ndarray, threshold: float) ->
     }
 
 
-def confidences(evidence: list[Evidence], bias: float, weights: np.ndarray) -> np.ndarray:
-    return np.array([logistic(bias + float(np.dot(weights, ev.features))) for ev in evidence])
+def confidences(evidence: list[Evidence], weights: ConfidenceWeights) -> np.ndarray:
+    return np.array([confidence_of(ev.features, weights) for ev in evidence])
 
 
-def fit(sets: dict[str, list[Evidence]]) -> tuple[float, np.ndarray]:
+def fit(sets: dict[str, list[Evidence]]) -> ConfidenceWeights:
     from sklearn.linear_model import LogisticRegression
 
     every = [ev for evidence in sets.values() for ev in evidence]
-    x = [ev.features for ev in every]
+    x = [ev.feature_row() for ev in every]
     y = [ev.question.answerable for ev in every]
     model = LogisticRegression(C=10.0, max_iter=1000).fit(x, y)
-    return float(model.intercept_[0]), model.coef_[0]
+    return ConfidenceWeights(float(model.intercept_[0]),
+                             **{name: float(w) for name, w in zip(FEATURES, model.coef_[0])})
+
+
+def shown(weights: ConfidenceWeights, digits: int) -> str:
+    """`ConfidenceWeights(bias=..., cosine=..., ...)`, rounded, as it is written in settings."""
+    values = ", ".join(f"{name}={getattr(weights, name):.{digits}f}"
+                       for name in ("bias", *weights.features()))
+    return f"ConfidenceWeights({values})"
 
 
 def held_out_declines(evidence: list[Evidence], answered: float = 0.90, folds: int = 5,
@@ -88,7 +97,7 @@ def held_out_declines(evidence: list[Evidence], answered: float = 0.90, folds: i
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
-    x = np.array([ev.features for ev in evidence])
+    x = np.array([ev.feature_row() for ev in evidence])
     y = np.array([ev.question.answerable for ev in evidence])
     held_out = np.zeros(len(y))
     for shuffle in range(shuffles):
@@ -104,12 +113,12 @@ def held_out_declines(evidence: list[Evidence], answered: float = 0.90, folds: i
     return best
 
 
-def report(name: str, sets: dict[str, list[Evidence]], bias: float, weights: np.ndarray,
+def report(name: str, sets: dict[str, list[Evidence]], weights: ConfidenceWeights,
            thresholds: np.ndarray) -> list[tuple[float, dict[str, dict[str, float]]]]:
-    print(f"\n{name}: bias {bias:.3f}, weights {np.round(weights, 3).tolist()}")
+    print(f"\n{name}: {shown(weights, 3)}")
     print("threshold | " + " | ".join(f"{s}: decline P / R, answered (right)" for s in sets))
     rows = []
-    conf = {s: confidences(ev, bias, weights) for s, ev in sets.items()}
+    conf = {s: confidences(ev, weights) for s, ev in sets.items()}
     for t in thresholds:
         r = {s: rates(ev, conf[s], t) for s, ev in sets.items()}
         rows.append((float(t), r))
@@ -136,12 +145,10 @@ def main() -> None:
     }
     thresholds = np.round(np.arange(0.05, 0.95, 0.005), 3)
     current = AnswerSettings()
-    if len(current.confidence_weights) == len(sets["seed"][0].features):
-        report("current settings", sets, current.confidence_bias,
-               np.array(current.confidence_weights), np.array([current.threshold]))
+    report("current settings", sets, current.confidence, np.array([current.threshold]))
 
-    bias, weights = fit(sets)
-    rows = report("fitted", sets, bias, weights, thresholds)
+    weights = fit(sets)
+    rows = report("fitted", sets, weights, thresholds)
     right_seed = max(r["seed"]["answered_right"] for _, r in rows)
     ok = [(t, r) for t, r in rows
           if all(v["answered"] >= MIN_ANSWERED[name] for name, v in r.items())
@@ -154,8 +161,7 @@ def main() -> None:
           f"{r['clapnq']['decline_precision']:.3f}, recall {r['clapnq']['decline_recall']:.3f}, "
           f"answered {r['clapnq']['answered']:.3f}; seed decline recall "
           f"{r['seed']['decline_recall']:.3f}, answered {r['seed']['answered']:.3f}")
-    print(f"AnswerSettings: confidence_bias={bias:.2f}, confidence_weights="
-          f"({', '.join(f'{w:.2f}' for w in weights)}), threshold={t:.3f}")
+    print(f"AnswerSettings: confidence={shown(weights, 2)}, threshold={t:.3f}")
     print(f"ClapNQ alone, 5-fold cross-validated: declines "
           f"{held_out_declines(sets['clapnq']):.3f} of the unanswerable at 90% answered")
 

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from qa import Engine
-from qa.retrieve import LexicalScorer
 
 
 def read_queries(folder: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
@@ -79,26 +78,23 @@ def main() -> None:
     data = Path(args.data)
     engine = Engine.open(sources=[data / "corpus.jsonl"], index_dir=args.index, show_progress=True)
     index = engine.index
-    rows = index.bm25_ids
-    store = index.vectors
-    faiss_ids = np.asarray([store._node_id_to_faiss_id_map[r] for r in rows], dtype=np.int64)
-    matrix = store._faiss_index.reconstruct_batch(faiss_ids)
+    lexical = index.lexical  # BM25 coverage, one row per passage (qa/lexical.py)
+    rows = lexical.ids
+    matrix = index.vectors.fetch(rows)
     doc_names = sorted(index.documents)
     doc_pos = {d: i for i, d in enumerate(doc_names)}
     doc_of_row = np.asarray([doc_pos[index.node(r).metadata["doc_id"]] for r in rows])
     queries, qrels = read_queries(data, args.split)
-    lexical = LexicalScorer(index)
     if args.bm25_title:  # BM25 over the title and the text, as the embedder sees them
         from llama_index.core.schema import TextNode
-        from llama_index.retrievers.bm25 import BM25Retriever
 
         from qa.chunk import embed_text
+        from qa.lexical import LexicalIndex
 
         nodes = [index.node(r) for r in rows]
         titled = [TextNode(id_=n.id_, text=embed_text(n.metadata["embed_title"], n.text))
                   for n in nodes]
-        index.bm25 = BM25Retriever.from_defaults(nodes=titled, similarity_top_k=1)
-        lexical = LexicalScorer(index)
+        lexical = LexicalIndex.build(titled)  # its rows in the same order
     t = time.time()
     qvecs = engine.embedder.encode(list(queries.values()))
     print(f"{len(queries)} {args.split} queries, {len(rows)} passages, "
@@ -113,7 +109,7 @@ def main() -> None:
 
     for (qid, text), qvec in zip(queries.items(), qvecs):
         cos = matrix @ qvec
-        cov = lexical.scores(text)
+        cov = lexical.coverage(text)
         rels = qrels[qid]
         for w in weights:
             score(f"convex w={w:.2f}", w * cos + (1 - w) * cov, rels)

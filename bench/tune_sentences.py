@@ -2,7 +2,7 @@
 
 Every sentence of the scored passages gets all its evidence (cosine included) once; then, for
 a grid of weights, the sentences are ranked again and quoted as the answer step quotes them
-(`Answerer.choose` and `cite`, never declining), and the quotes are checked against the answers
+(`qa.answer.choose` and `cite`, never declining), and the quotes are checked against the answers
 (seed set: an answer phrase in them; ClapNQ: a quote from the gold passage mostly made of
 answer words). Prints the share of answers right on both sets for the current settings and the
 best grid points, ranked by their mean. Every sentence has its cosine here, while the answer
@@ -37,7 +37,8 @@ from answer_data import (
 )
 
 from qa import Engine
-from qa.answer import Answerer, sentence_score
+from qa.answer import choose, cite
+from qa.read import sentence_score
 from qa.schema import Answer
 from qa.settings import AnswerSettings
 
@@ -50,10 +51,8 @@ GRID = {
 }
 
 
-def answers_right(evidence: list[Evidence], answerer: Answerer,
-                  settings: AnswerSettings) -> float:
+def answers_right(evidence: list[Evidence], settings: AnswerSettings) -> float:
     """Share of questions whose quotes, with the sentences ranked by `settings`, are right."""
-    answerer.settings = settings
     hits = 0
     for ev in evidence:
         if not ev.candidates:
@@ -62,9 +61,16 @@ def answers_right(evidence: list[Evidence], answerer: Answerer,
             c.score = sentence_score(c, settings)
         ranked = sorted(ev.candidates, key=lambda c: -c.score)
         answer = Answer(ev.question.question, ev.question.question, answered=True, text="",
-                        citations=answerer.cite(answerer.choose(ranked)))
+                        citations=cite(choose(ranked, settings)))
         hits += ev.question.answer_right(answer)
     return hits / len(evidence)
+
+
+def use_answer_settings(engine: Engine, settings: AnswerSettings) -> None:
+    """Make `engine` read and answer with `settings`: its reader scores with them, and the
+    answer (of the question and of an earlier turn answered again) is composed with them."""
+    engine.settings = replace(engine.settings, answer=settings)
+    engine.snapshot().reader.settings = settings
 
 
 def window_sweep(engines: dict[str, Engine], questions: dict[str, list[Question]],
@@ -75,7 +81,7 @@ def window_sweep(engines: dict[str, Engine], questions: dict[str, list[Question]
     for discount in discounts:
         scores, words = {}, {}
         for name, engine in engines.items():
-            engine.answerer.settings = replace(base, window_discount=discount, threshold=0.0)
+            use_answer_settings(engine, replace(base, window_discount=discount, threshold=0.0))
             answers = [engine.ask(q.question, history=q.history) for q in questions[name]]
             scores[name] = sum(q.answer_right(a) for q, a in zip(questions[name], answers))
             scores[name] /= len(answers)
@@ -108,8 +114,7 @@ def main() -> None:
     base = AnswerSettings()
 
     def right(settings: AnswerSettings) -> dict[str, float]:
-        return {name: answers_right(ev, engines[name].answerer, settings)
-                for name, ev in sets.items()}
+        return {name: answers_right(ev, settings) for name, ev in sets.items()}
 
     current = right(base)
     print("current settings: " + ", ".join(f"{n} {v:.3f}" for n, v in current.items()))

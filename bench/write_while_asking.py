@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 from qa import Engine
-from qa.index import PassageIndex, PassageVectorStore
+from qa.index import PassageIndex
+from qa.vectors.faiss_store import FaissStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,19 +51,23 @@ def p95(values: list[float]) -> float:
 
 
 def copy_in_memory(index: PassageIndex) -> PassageIndex:
-    """The other way a write could get its own copy: duplicate the live index in memory."""
+    """The other way a write could get its own copy: duplicate the live index in memory (its
+    FAISS vectors; a Milvus store lives outside the process)."""
     import faiss
     from llama_index.core.storage.docstore import SimpleDocumentStore
     from llama_index.core.storage.kvstore import SimpleKVStore
 
-    new = PassageIndex(index.settings)
+    vectors = index.vectors
+    if not isinstance(vectors, FaissStore):
+        raise TypeError(f"only a FAISS store is copied in memory, not {type(vectors).__name__}")
+    new = PassageIndex(index.settings, index.dimension)
     mappings = index.docstore._kvstore._collections_mappings
     new.docstore = SimpleDocumentStore(SimpleKVStore({k: dict(v) for k, v in mappings.items()}))
-    vectors = index.vectors
-    new.vectors = PassageVectorStore(faiss_index=faiss.clone_index(vectors._faiss_index))
+    new.vectors = FaissStore(faiss_index=faiss.clone_index(vectors._faiss_index))
     new.vectors._node_id_to_faiss_id_map = dict(vectors._node_id_to_faiss_id_map)
     new.vectors._faiss_id_to_node_id_map = dict(vectors._faiss_id_to_node_id_map)
-    new.bm25, new.bm25_ids = index.bm25, list(index.bm25_ids)  # replaced by a write, not changed
+    new.lexical = index.lexical  # replaced by a write (refresh_lexical), never changed
+    new._lexical_stale = index._lexical_stale
     new.documents, new.files = copy.deepcopy(index.documents), copy.deepcopy(index.files)
     return new
 
@@ -97,7 +102,7 @@ def measure(index_dir: Path, work: Path, adds: int, rounds: int) -> dict:
             j += 1
         writer.join()
     return {
-        "passages": engine.index.passage_count(),
+        "passages": len(engine.index),
         "documents": len(engine.index.documents),
         "copy from disk s": from_disk,
         "copy in memory s": in_memory,

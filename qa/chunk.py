@@ -17,6 +17,7 @@ from functools import lru_cache
 
 from llama_index.core.schema import Document, NodeRelationship, RelatedNodeInfo, TextNode
 
+from qa.english import is_heading_paragraph
 from qa.settings import ChunkSettings
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
@@ -151,7 +152,8 @@ def chunk_document(doc: Document, settings: ChunkSettings, count: TokenCounter) 
             page_of(sent.start, page_starts) != page_of(cur[0].start, page_starts)
         )
         # A heading (a short paragraph of its own, no closing punctuation) opens a passage.
-        heading = cur and cur[-1].paragraph_end and _is_heading(text, sent, n_words)
+        heading = cur and cur[-1].paragraph_end and sent.paragraph_end and (
+            is_heading_paragraph(text[sent.end - 1], n_words, settings.heading_words))
         if cur and (full or new_page or heading):
             groups.append(cur)
             cur, words, toks = [], 0, 0
@@ -164,10 +166,6 @@ def chunk_document(doc: Document, settings: ChunkSettings, count: TokenCounter) 
     if cur:
         groups.append(cur)
     return [_node(doc, title, group) for group in groups]
-
-
-def _is_heading(text: str, sent: Sentence, n_words: int) -> bool:
-    return sent.paragraph_end and n_words <= 12 and text[sent.end - 1] not in ".!?:;\"'”’)»"
 
 
 def page_of(offset: int, page_starts: Sequence[int] | None) -> int | None:

@@ -44,6 +44,10 @@ def _version() -> str:
 def _add_index_option(p: argparse.ArgumentParser, index_home: Path) -> None:
     p.add_argument("--index", metavar="DIR",
                    help=f"index folder (default: {index_home}; see QA_HOME in the README)")
+    p.add_argument("--store", metavar="SPEC",
+                   help="where passage vectors live: faiss, milvus:FILE.db (Milvus Lite) or "
+                   "milvus:http://HOST:PORT (default: what the index uses, at first faiss); "
+                   "another than the index's rebuilds it there")
 
 
 def _add_index_args(p: argparse.ArgumentParser, index_home: Path) -> None:
@@ -160,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _quiet_libraries() -> None:
     """No progress bars or log chatter from the libraries (model loading, tokenizers); the
     command's own messages and progress bars still show."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model ships in a package: never fetch
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")

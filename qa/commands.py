@@ -55,7 +55,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from qa.engine import Engine
 
     if args.remove:
-        engine = Engine.open(sources=None, index_dir=args.index)
+        engine = Engine.open(sources=None, index_dir=args.index, store=args.store)
         removed = engine.remove(args.remove)
         unknown = [d for d in args.remove if d not in removed]
         print(f"removed {len(removed)} document(s)")
@@ -68,29 +68,20 @@ def cmd_index(args: argparse.Namespace) -> int:
               f"(`qa index PATH --index {args.index}`)", file=sys.stderr)
         return 1
     # --rebuild does not read the old index, so it also repairs a damaged one
-    engine = Engine.open(sources=paths, index_dir=args.index, rebuild=args.rebuild,
+    engine = Engine.open(sources=paths, index_dir=args.index, store=args.store,
+                         rebuild=args.rebuild,
                          show_progress=not args.json and sys.stderr.isatty())
     report = engine.last_report
     if args.json:
-        out = {
-            "added": report.added,
-            "updated": report.updated,
-            "removed": report.removed,
-            "unchanged": report.unchanged,
-            "passages_embedded": report.passages_embedded,
-            "documents": len(engine.index.documents),
-            "passages": engine.index.passage_count(),
-            "errors": [str(e) for e in report.errors],
-            "notices": [str(n) for n in report.notices],
-        }
-        print(json.dumps(out, indent=2))
+        totals = {"documents": len(engine.index.documents), "passages": len(engine.index)}
+        print(json.dumps({**report.to_dict(), **totals}, indent=2))
     else:
         _print_problems(report)
         print(
             f"{len(report.added)} added, {len(report.updated)} updated, "
             f"{len(report.removed)} removed, {report.unchanged} unchanged; "
             f"{report.passages_embedded} passages embedded; index: "
-            f"{len(engine.index.documents)} documents, {engine.index.passage_count()} passages "
+            f"{len(engine.index.documents)} documents, {len(engine.index)} passages "
             f"in {args.index}/"
         )
     # every file given was rejected: a failure, though the index still holds other documents
@@ -127,16 +118,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
         args.question = sys.stdin.read()
     from qa.engine import Engine, clean_question
 
-    clean_question(args.question)
+    clean_question(args.question, 1)  # an empty question is refused before any loading
     if why := _no_index(args):
         print(f"qa: {why}", file=sys.stderr)
         return 1
-    engine = Engine.open(sources=_sources(args), index_dir=args.index)
+    engine = Engine.open(sources=_sources(args), index_dir=args.index, store=args.store)
     _print_news(args, engine.last_report)
     if args.verbose:
         print(f"index: {Path(args.index).resolve()} ({len(engine.index.documents)} documents)",
               file=sys.stderr)
-    if engine.index.passage_count() == 0:
+    if len(engine.index) == 0:
         print(f"qa: the index at {args.index} is empty; add documents with `qa index PATH`",
               file=sys.stderr)
         return 1
@@ -165,7 +156,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         return 1
     from qa.engine import Engine
 
-    engine = Engine.open(sources=_sources(args), index_dir=args.index)
+    engine = Engine.open(sources=_sources(args), index_dir=args.index, store=args.store)
     _print_news(args, engine.last_report)
     interactive = sys.stdin.isatty()
     if interactive:
@@ -216,6 +207,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     # Uploaded files are a source like the others: kept indexed, pruned when deleted.
     engine = Engine.open(sources=_sources(args, extra=[uploads]), index_dir=args.index,
+                         store=args.store,
                          show_progress=sys.stderr.isatty())
     _print_problems(engine.last_report)
     allow = None  # neither flag: the page may change the index on a loopback bind only
@@ -261,7 +253,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if why := _no_index(args):
             print(f"qa: {why}", file=sys.stderr)
             return 1
-        engine = Engine.open(sources=_sources(args), index_dir=args.index, show_progress=progress)
+        engine = Engine.open(sources=_sources(args), index_dir=args.index, store=args.store,
+                             show_progress=progress)
         _print_problems(engine.last_report)
         report = evaluate_questions(engine, questions, target, args.baselines, progress)
         command += "".join(f" --source {s}" for s in args.sources or [])

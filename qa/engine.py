@@ -1,7 +1,7 @@
 """The one Python API every face calls: open an index over sources, search it, ask it.
 
 Questions and writes run at the same time. What a question reads is one `Snapshot`: an index
-generation with its retriever and answerer, never changed once made. A write (one at a time)
+generation with its reader, never changed once made. A write (one at a time)
 builds the next generation on its own copy, commits it, and only then points the engine at a
 new snapshot; a question that already took the old one reads it to its end.
 """
@@ -11,86 +11,78 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from llama_index.core.base.base_retriever import BaseRetriever
-from llama_index.core.schema import NodeWithScore, QueryBundle
-
-from qa.embed import Embedder, SentenceVectors
+from qa import chat
+from qa.answer import compose
+from qa.chat import Resolution, Turn
+from qa.embed import Embedder, SentenceVectors, make_embedder
 from qa.errors import BadQuestion, IndexDamaged, IndexLocked
 from qa.home import default_index, seeds_dir
 from qa.index import PassageIndex
 from qa.load import discover
-from qa.retrieve import HybridRetriever
+from qa.read import Reader, Reading, make_reader
+from qa.records import FileRecord
+from qa.retrieve import WeightedQuery, search
 from qa.schema import Answer, LoadError, Passage
-from qa.settings import Settings
+from qa.settings import RetrieveSettings, Settings
 from qa.store import IndexStore
 from qa.sync import SyncReport, apply_changes, indexed_files, needs_work
+from qa.vectors import store_kind
 
 if TYPE_CHECKING:
-    from qa.answer import Answerer
-
-MAX_QUESTION_CHARS = 2000  # longer questions are cut; the embedder sees 256 word pieces anyway
+    from llama_index.core.base.base_retriever import BaseRetriever
+    from llama_index.core.schema import TextNode
 
 
 class Snapshot:
-    """One index generation as questions read it: the index, its retriever and answerer (built
-    on first use). Nothing changes it once made. The sentence-vector cache is the engine's,
-    shared by every snapshot."""
+    """One index generation as questions read it: the index and its reader (made on first
+    use). Nothing changes it once made; the sentence-vector cache is the engine's, shared by
+    every snapshot."""
 
     def __init__(
         self,
         index: PassageIndex,
-        embedder: Embedder,
         settings: Settings,
         vectors: SentenceVectors,
         generation: Path | None = None,
         fingerprint: str | None = None,
     ) -> None:
         self.index = index
-        self.embedder = embedder
         self.settings = settings
         self.vectors = vectors
         self.generation = generation  # the folder it was read from or written to
         self.fingerprint = fingerprint  # the settings it was built with
 
     @cached_property
-    def retriever(self) -> HybridRetriever:
-        return HybridRetriever(self.index, self.embedder, self.settings.retrieve)
+    def reader(self) -> Reader:
+        return make_reader(self.index, self.vectors, self.settings.answer)
 
-    @cached_property
-    def answerer(self) -> Answerer:
-        from qa.answer import Answerer
 
-        return Answerer(self.index, self.embedder, self.retriever.lexical, self.settings.answer,
-                        self.vectors)
+@dataclass(frozen=True)
+class Trace:
+    """One question through the query path: what each step made of it."""
 
-    def passage(self, passage_id: str, score: float = 0.0) -> Passage:
-        node = self.index.node(passage_id)
-        meta = node.metadata
-        return Passage(
-            id=passage_id,
-            doc_id=meta["doc_id"],
-            source=meta["source"],
-            title=meta["title"],
-            text=node.text,
-            start=meta["start"],
-            end=meta["end"],
-            score=score,
-            page=meta.get("page"),
-        )
+    resolution: Resolution
+    passages: list[Passage]
+    reading: Reading
+    answer: Answer
 
 
 class Engine:
     def __init__(self, index_dir: str | Path, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
         self.store = IndexStore(index_dir)
-        self.embedder = Embedder(self.settings.embed)
+        settings = settings or Settings()
+        # the vector store named, else the one the index was written with, else FAISS
+        spec = settings.store or self.store.recorded_store() or "faiss"
+        store_kind(spec)  # an unknown kind is refused before anything is read
+        self.settings = replace(settings, store=spec)
+        self.embedder: Embedder = make_embedder(self.settings.embed)
         self._vectors = SentenceVectors(self.embedder, self.settings.answer.sentence_cache)
-        self._snapshot = self._snapshot_of(PassageIndex(self.settings))
+        self._snapshot = self._snapshot_of(self._empty())
         self._writer = threading.Lock()  # writers of this process; other processes: the file lock
         self.last_report = SyncReport()
 
@@ -103,10 +95,15 @@ class Engine:
         settings: Settings | None = None,
         show_progress: bool = False,
         rebuild: bool = False,
+        store: str | None = None,
     ) -> Engine:
         """Load `index_dir` (default: the home's, see qa/home.py); build it when missing,
         update it when a source changed, and rebuild it when the embedder or chunking settings
-        changed (or `rebuild` is set). `sources` defaults to the seed article shipped with qa."""
+        changed (or `rebuild` is set). `sources` defaults to the seed article shipped with qa.
+        `store`: where vectors live ("faiss", "milvus:./index/milvus.db", "milvus:http://..."),
+        by default where the index keeps them; another than the index's rebuilds it there."""
+        if store is not None:
+            settings = replace(settings or Settings(), store=store)
         engine = cls(index_dir if index_dir is not None else default_index(), settings)
         if not rebuild:  # a rebuild must work even when the index on disk is damaged
             engine._snapshot = engine._read_current()
@@ -127,7 +124,10 @@ class Engine:
     def _snapshot_of(
         self, index: PassageIndex, generation: Path | None = None, fingerprint: str | None = None
     ) -> Snapshot:
-        return Snapshot(index, self.embedder, self.settings, self._vectors, generation, fingerprint)
+        return Snapshot(index, self.settings, self._vectors, generation, fingerprint)
+
+    def _empty(self) -> PassageIndex:
+        return PassageIndex(self.settings, self.embedder.dimension)
 
     def _read_current(self) -> Snapshot:
         """The generation CURRENT names, read from disk."""
@@ -143,13 +143,14 @@ class Engine:
 
     def _read(self, generation: Path | None) -> Snapshot:
         if generation is None:
-            return self._snapshot_of(PassageIndex(self.settings))
+            return self._snapshot_of(self._empty())
         manifest = self.store.read_manifest(generation)
         fingerprint = manifest.get("fingerprint")
         if fingerprint != self.settings.index_fingerprint():
-            index = PassageIndex(self.settings)  # to be rebuilt by the caller
+            index = self._empty()  # to be rebuilt by the caller
         else:
-            index = PassageIndex.load(generation, manifest, self.settings)
+            index = PassageIndex.load(generation, manifest, self.settings,
+                                      self.embedder.dimension)
         return self._snapshot_of(index, generation, fingerprint)
 
     # ---- updating ----------------------------------------------------------------------
@@ -209,7 +210,7 @@ class Engine:
             previous = self._indexed_files() if rebuild else {}
             if rebuild:
                 found += indexed_files(previous, exclude={f.resolve() for f, _ in found})
-                index = PassageIndex(self.settings)
+                index = self._empty()
             else:
                 index = self._working_copy()
             apply_changes(
@@ -219,7 +220,7 @@ class Engine:
                 self._commit(index)
         return report
 
-    def _indexed_files(self) -> dict[str, dict]:
+    def _indexed_files(self) -> dict[str, FileRecord]:
         """The `files` of the index on disk (origin -> entry), from its copy beside the
         generations when the generation is damaged; empty when neither can be read."""
         return self.store.indexed_files()
@@ -234,9 +235,9 @@ class Engine:
         with self._writing():
             index = self._working_copy()
             removed = index.remove_documents(doc_ids)
-            for entry in index.files.values():
-                entry["doc_ids"] = [d for d in entry["doc_ids"] if d not in removed]
-            index.files = {k: v for k, v in index.files.items() if v["doc_ids"]}
+            for record in index.files.values():
+                record.doc_ids = [d for d in record.doc_ids if d not in removed]
+            index.files = {k: v for k, v in index.files.items() if v.doc_ids}
             if removed:
                 self._commit(index)
         return removed
@@ -247,6 +248,7 @@ class Engine:
             index.check()  # nothing is swapped in unless it holds together
             index.save(folder)
         self.store.write_files(index.files)
+        self.store.write_store(self.settings.store)
         fingerprint = self.settings.index_fingerprint()
         self._snapshot = self._snapshot_of(index, self.store.current(), fingerprint)
 
@@ -262,39 +264,72 @@ class Engine:
         """The index questions read now (read it, never change it)."""
         return self._snapshot.index
 
-    @property
-    def retriever(self) -> HybridRetriever:
-        return self._snapshot.retriever
-
-    @property
-    def answerer(self) -> Answerer:
-        """Sentence scoring over the current index (sentence vectors outlive index updates)."""
-        return self._snapshot.answerer
-
     def retrieve(self, question: str, k: int = 5) -> list[Passage]:
         """The k passages that best answer the question, best first."""
-        question = clean_question(question)
-        snapshot = self._snapshot
-        hits = snapshot.retriever.search(question, k)
-        return [snapshot.passage(hit.passage_id, hit.score) for hit in hits]
+        query = WeightedQuery(clean_question(question, self.settings.chat.max_question_chars))
+        return self._search(self._snapshot, [query], k)
 
     def ask(self, question: str, history: Sequence[str | Answer] = ()) -> Answer:
         """The answer to a question, after the earlier questions (or Answers) of a chat:
         quoted sentences with citations, or a plain decline with the nearest passages. Only
         the last few turns of `history` are read, each cut like the question."""
-        from qa.chat import ask
+        return self.trace(question, history).answer
 
-        question = clean_question(question)
-        history = clean_history(history, self.settings.chat.history_turns)
-        return ask(self._snapshot, question, history)
+    def trace(self, question: str, history: Sequence[str | Answer] = ()) -> Trace:
+        """`ask`, with what each step made of the question (for tuning and debugging)."""
+        limit = self.settings.chat.max_question_chars
+        question = clean_question(question, limit)
+        history = clean_history(history, self.settings.chat.history_turns, limit)
+        snapshot = self._snapshot
+        return self._answer(snapshot, question, self._turns(snapshot, history))
+
+    def _answer(self, snapshot: Snapshot, question: str, turns: Sequence[Turn]) -> Trace:
+        """The one query path: the conversation -> search -> read -> answer."""
+        resolution = chat.resolve(question, turns, self.settings.chat)
+        passages = self._search(snapshot, resolution.queries, self.settings.answer.passages)
+        reading = snapshot.reader.read(resolution.facts, resolution.queries, passages,
+                                       resolution.avoid)
+        answer = compose(question, resolution.standalone, reading, passages,
+                         self.settings.answer)
+        return Trace(resolution, passages, reading, answer)
+
+    def _search(
+        self, snapshot: Snapshot, queries: Sequence[WeightedQuery], k: int
+    ) -> list[Passage]:
+        hits = search(snapshot.index, self.embedder, queries, k, self.settings.retrieve)
+        return [snapshot.index.passage(hit.passage_id, hit.score) for hit in hits]
+
+    def _turns(self, snapshot: Snapshot, history: Sequence[str | Answer]) -> list[Turn]:
+        """The turns a question leans on. When the last is a question without its answer,
+        it is answered again (after the turns before it, unanswered) to learn what the new
+        question's pronouns point to."""
+        turns = [Turn(h.question, h) if isinstance(h, Answer) else Turn(h) for h in history]
+        turns = [t for t in turns if t.question.strip()][-self.settings.chat.context_turns:]
+        if turns and turns[-1].answer is None:
+            last = turns[-1].question
+            turns[-1] = Turn(last, self._answer(snapshot, last, turns[:-1]).answer)
+        return turns
 
     def as_retriever(self, k: int = 5) -> BaseRetriever:
         """A `llama_index.core` `BaseRetriever` returning `NodeWithScore`s; it searches the
         generation live at each call, so it sees documents added after it was made."""
-        return LiveRetriever(self, k)
+        from qa.llama import LiveRetriever
+
+        return LiveRetriever(self.nodes, k)
+
+    def nodes(
+        self, question: str, k: int, retrieve: RetrieveSettings | None = None
+    ) -> list[tuple[TextNode, float]]:
+        """(LlamaIndex node, score) of the k best passages: what `as_retriever` returns.
+        `retrieve`: other retrieval settings than the engine's (evaluation baselines)."""
+        snapshot = self._snapshot
+        query = WeightedQuery(clean_question(question, self.settings.chat.max_question_chars))
+        hits = search(snapshot.index, self.embedder, [query], k,
+                      retrieve or self.settings.retrieve)
+        return [(snapshot.index.node(h.passage_id), h.score) for h in hits]
 
     def passage(self, passage_id: str, score: float = 0.0) -> Passage:
-        return self._snapshot.passage(passage_id, score)
+        return self._snapshot.index.passage(passage_id, score)
 
     def document_text(self, doc_id: str) -> str:
         return self._snapshot.index.document_text(doc_id)
@@ -302,39 +337,22 @@ class Engine:
     def documents(self) -> list[dict]:
         """Indexed documents: doc_id, title, source, passage count."""
         docs = sorted(self._snapshot.index.documents.items())
-        return [
-            {"doc_id": d, "title": e["title"], "source": e["source"],
-             "passages": len(e["passages"])}
-            for d, e in docs
-        ]
+        return [{"doc_id": d, "title": r.title, "source": r.source, "passages": len(r.passages)}
+                for d, r in docs]
 
     def sentences(self, passage: Passage) -> list[tuple[int, int]]:
         """The passage's sentences as document offsets (from the chunker)."""
-        spans = self._snapshot.index.node(passage.id).metadata["sentences"]
-        return [(passage.start + s, passage.start + e) for s, e in spans]
+        spans = self._snapshot.index.sentence_spans(passage.id)
+        return [(passage.start + a, passage.start + b) for a, b in spans]
 
 
-class LiveRetriever(BaseRetriever):
-    """A LlamaIndex retriever over the generation the engine reads at each call."""
-
-    def __init__(self, engine: Engine, k: int = 5) -> None:
-        super().__init__()
-        self.engine = engine
-        self.k = k
-
-    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        snapshot = self.engine.snapshot()
-        hits = snapshot.retriever.search(query_bundle.query_str, self.k)
-        return [NodeWithScore(node=snapshot.index.node(h.passage_id), score=h.score) for h in hits]
-
-
-def clean_question(question: str) -> str:
+def clean_question(question: str, limit: int) -> str:
     if not isinstance(question, str) or not question.strip():
         raise BadQuestion("the question is empty; type a question")
-    return _cut(question)
+    return _cut(question, limit)
 
 
-def clean_history(history: Sequence[str | Answer], turns: int) -> list[str | Answer]:
+def clean_history(history: Sequence[str | Answer], turns: int, limit: int) -> list[str | Answer]:
     """The last `turns` earlier turns that hold a question, each cut like the question: the
     chat reads only the last few, so a long or huge history costs what a short one does."""
     if isinstance(history, str) or not isinstance(history, Sequence):
@@ -351,15 +369,15 @@ def clean_history(history: Sequence[str | Answer], turns: int) -> list[str | Ans
             break
         if isinstance(item, Answer):
             if item.question.strip():
-                cut = item.question[:MAX_QUESTION_CHARS]
+                cut = item.question[:limit]
                 kept.append(item if cut == item.question else replace(item, question=cut))
-        elif text := _cut(item):
+        elif text := _cut(item, limit):
             kept.append(text)
     return kept[::-1]
 
 
-def _cut(text: str) -> str:
-    """Whitespace runs made one space, cut to MAX_QUESTION_CHARS; a word has at least one
+def _cut(text: str, limit: int) -> str:
+    """Whitespace runs made one space, cut to `limit` characters; a word has at least one
     character, so no more words than that are split off, however long the text."""
-    words = text.split(maxsplit=MAX_QUESTION_CHARS)[:MAX_QUESTION_CHARS]
-    return " ".join(words)[:MAX_QUESTION_CHARS]
+    words = text.split(maxsplit=limit)[:limit]
+    return " ".join(words)[:limit]

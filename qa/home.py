@@ -58,10 +58,10 @@ def indexed_sources(index_dir: str | Path) -> list[Path]:
     folder that was indexed as a folder, and each file indexed by name."""
     entries = IndexStore(index_dir).indexed_files()  # (a damaged generation: its copy)
     sources: dict[str, Path] = {}
-    for origin, entry in entries.items():
+    for origin, record in entries.items():
         # files indexed before folders were told apart count as found in their root folder
-        by_name = entry.get("in_folder") is False
-        path = Path(origin if by_name else entry.get("root") or Path(origin).parent)
+        by_name = record.in_folder is False
+        path = Path(origin if by_name else record.root or Path(origin).parent)
         if path.exists():
             sources.setdefault(str(path), path)
     return list(sources.values())

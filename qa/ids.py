@@ -16,16 +16,19 @@ from pathlib import Path
 
 from llama_index.core.schema import Document
 
+from qa.records import DocumentRecord
+
 OWN_FORMS = 6  # forms looked through for an id a file already holds
 
 
 class DocIds:
     """Which file (by origin, its absolute path) holds each doc_id during one update."""
 
-    def __init__(self, documents: dict[str, dict], previous: dict[str, list[str]]) -> None:
+    def __init__(self, documents: dict[str, DocumentRecord], previous: dict[str, list[str]]
+                 ) -> None:
         """`documents`: the index's documents now; `previous`: origin -> the ids each file
         being indexed held before (on a rebuild, from the index it replaces)."""
-        self.owner = {doc_id: entry.get("origin", "") for doc_id, entry in documents.items()}
+        self.owner = {doc_id: record.origin for doc_id, record in documents.items()}
         for origin, doc_ids in previous.items():
             for doc_id in doc_ids:
                 self.owner.setdefault(doc_id, origin)

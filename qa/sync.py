@@ -18,6 +18,7 @@ from qa.ids import DocIds, rename
 from qa.index import PassageIndex
 from qa.load import LoadResult, content_hash, load_file
 from qa.progress import progress_bar
+from qa.records import FileRecord
 from qa.schema import LoadError
 
 
@@ -39,14 +40,23 @@ class SyncReport:
     def changed(self) -> bool:
         return bool(self.added or self.updated or self.removed or self.rebuilt)
 
+    def to_dict(self) -> dict:
+        """What `qa index --json` prints."""
+        return {
+            "added": self.added, "updated": self.updated, "removed": self.removed,
+            "unchanged": self.unchanged, "read": self.read,
+            "passages_embedded": self.passages_embedded, "rebuilt": self.rebuilt,
+            "errors": [str(e) for e in self.errors], "notices": [str(n) for n in self.notices],
+        }
 
-def indexed_files(files: dict, exclude: set[Path]) -> list[tuple[Path, Path]]:
+
+def indexed_files(files: dict[str, FileRecord], exclude: set[Path]) -> list[tuple[Path, Path]]:
     """(file, root) of every file of a manifest's `files` that still exists, so that a
     rebuild keeps all of them, not only the sources given."""
     pairs = []
-    for origin, entry in files.items():
+    for origin, record in files.items():
         file = Path(origin)
-        root = Path(entry.get("root") or file.parent)
+        root = Path(record.root or file.parent)
         if file in exclude or not file.is_file():
             continue
         pairs.append((file, root if file.is_relative_to(root) else file.parent))
@@ -67,11 +77,10 @@ def needs_work(
     return prune and any(pruned(index, sources, seen))
 
 
-def twins_intact(index: PassageIndex, entry: dict) -> bool:
+def twins_intact(index: PassageIndex, record: FileRecord) -> bool:
     """The documents a file was found to copy are still indexed with that same text."""
     documents = index.documents
-    twins = entry.get("twins", {})
-    return all(documents.get(d, {}).get("text_hash") == h for d, h in twins.items())
+    return all(d in documents and documents[d].text_hash == h for d, h in record.twins.items())
 
 
 def pruned(index: PassageIndex, sources: list[Path], seen: set[str]) -> list[str]:
@@ -91,7 +100,7 @@ def apply_changes(
     report: SyncReport,
     embedder: Embedder,
     show_progress: bool,
-    previous: dict[str, dict] | None = None,
+    previous: dict[str, FileRecord] | None = None,
     prune: bool = True,
 ) -> None:
     """Bring `index` in line with the files found under `sources`: prune the gone (`prune`),
@@ -100,18 +109,18 @@ def apply_changes(
     seen = {str(file.resolve()) for file, _ in found}
     folders = {s.resolve() for s in sources if s.is_dir()}
     for origin in pruned(index, sources if prune else [], seen):
-        report.removed += index.remove_documents(index.files.pop(origin)["doc_ids"])
-    held = {o: e.get("doc_ids", []) for o, e in (previous or {}).items() if o in seen}
+        report.removed += index.remove_documents(index.files.pop(origin).doc_ids)
+    held = {o: r.doc_ids for o, r in (previous or {}).items() if o in seen}
     ids = DocIds(index.documents, held)
     changed = _read_changed(index, found, report, show_progress)
     report.read = len(changed)
     # a file being re-read cannot be the original that another file copies
-    replaced = {d for *_, entry, _ in changed for d in (entry or {}).get("doc_ids", [])}
+    replaced = {d for *_, record, _ in changed for d in (record.doc_ids if record else [])}
     # (records of a JSONL corpus are its own to name: they are never taken for copies)
-    owners = {e.get("text_hash"): d for d, e in index.documents.items()
-              if d not in replaced and not e.get("origin", "").endswith(".jsonl")}
+    owners = {r.text_hash: d for d, r in index.documents.items()
+              if d not in replaced and not r.origin.endswith(".jsonl")}
     to_embed: list[Document] = []
-    for file, root, data_hash, entry, loaded in changed:
+    for file, root, data_hash, record, loaded in changed:
         origin = str(file.resolve())
         kept, twins = [], {}
         for doc in loaded.documents:
@@ -129,37 +138,36 @@ def apply_changes(
             ids.claim(doc.doc_id, origin)
             if file.suffix.lower() != ".jsonl":
                 owners[text_hash] = doc.doc_id
-            if old and old["hash"] == doc.metadata["hash"]:
+            if old and old.hash == doc.metadata["hash"]:
                 continue
             (report.updated if old else report.added).append(doc.doc_id)
             to_embed.append(doc)
-        gone = [d for d in (entry or {}).get("doc_ids", []) if d not in kept]
+        gone = [d for d in (record.doc_ids if record else []) if d not in kept]
         if loaded.errors:  # a rejected line may have held one of them: keep those
             kept += [d for d in gone if d in index.documents]
             gone = []
         report.removed += index.remove_documents(gone)
         # in_folder: found in a folder given as a source (kept in sync as a whole), now or
         # when it was first indexed; else a file given by name
-        was = entry or (previous or {}).get(origin) or {}
-        in_folder = root.resolve() in folders or was.get("in_folder") is True
-        index.files[origin] = {**_stat(file), "sha": data_hash, "doc_ids": kept,
-                               "root": str(root.resolve()), "in_folder": in_folder}
-        if twins:
-            index.files[origin]["twins"] = twins
+        was = record or (previous or {}).get(origin)
+        in_folder = root.resolve() in folders or (was is not None and was.in_folder is True)
+        size, mtime_ns = _stat(file)
+        index.files[origin] = FileRecord(size, mtime_ns, data_hash, kept, str(root.resolve()),
+                                         in_folder, twins)
     if to_embed:
         report.passages_embedded = index.add_documents(to_embed, embedder, show_progress)
 
 
 def _read_changed(
     index: PassageIndex, found: list[tuple[Path, Path]], report: SyncReport, show_progress: bool
-) -> list[tuple[Path, Path, str, dict | None, LoadResult]]:
+) -> list[tuple[Path, Path, str, FileRecord | None, LoadResult]]:
     """Load the files that differ from what is indexed: (file, root, content hash, the
     file's entry in the index, what was loaded). A file that loads no document is left out, so
     a rejected file changes nothing in the index."""
     changed = []
     for file, root in progress_bar(found, "reading" if show_progress else None, "file"):
-        entry = index.files.get(str(file.resolve()))
-        if _same_stat(entry, file) and twins_intact(index, entry):
+        record = index.files.get(str(file.resolve()))
+        if _same_stat(record, file) and twins_intact(index, record):
             report.unchanged += 1
             continue
         try:
@@ -167,27 +175,27 @@ def _read_changed(
         except OSError as exc:
             report.errors.append(LoadError(str(file), f"cannot be read ({exc})"))
             continue
-        if entry and entry["sha"] == data_hash and twins_intact(index, entry):
-            entry.update(_stat(file))
+        if record and record.sha == data_hash and twins_intact(index, record):
+            record.size, record.mtime_ns = _stat(file)
             report.unchanged += 1
             continue
-        loaded = load_file(file, root)
+        loaded = load_file(file, root, index.settings.load)
         report.errors += loaded.errors
         report.notices += loaded.notices
         if loaded.documents:
-            changed.append((file, root, data_hash, entry, loaded))
+            changed.append((file, root, data_hash, record, loaded))
     return changed
 
 
-def _stat(file: Path) -> dict:
+def _stat(file: Path) -> tuple[int, int]:
     st = file.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return st.st_size, st.st_mtime_ns
 
 
-def _same_stat(entry: dict | None, file: Path) -> bool:
-    if not entry:
+def _same_stat(record: FileRecord | None, file: Path) -> bool:
+    if record is None:
         return False
     try:
-        return _stat(file) == {"size": entry["size"], "mtime_ns": entry["mtime_ns"]}
+        return _stat(file) == (record.size, record.mtime_ns)
     except OSError:
         return False

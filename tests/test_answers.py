@@ -11,9 +11,11 @@ import pytest
 from conftest import ROOT, SEEDS
 
 from qa import Engine
-from qa.answer import DECLINE_TEXT, LONG_QUESTION, WeightedQuery
+from qa.answer import DECLINE_TEXT
+from qa.english import Role, counted_words, read_question, role_asked, role_neighbours
 from qa.errors import BadQuestion
-from qa.terms import counted_words, role_asked, role_neighbours
+from qa.read import Reading
+from qa.retrieve import WeightedQuery
 
 ANSWERABLE = [
     ("When did the State Department reduce the embassy staff?", "Sunday"),
@@ -23,6 +25,12 @@ ANSWERABLE = [
 ]
 OFF_CORPUS = ["What is the recipe for borscht?", "Who won the 2022 World Cup?"]
 ON_TOPIC_UNANSWERED = ["What did Germany say?", "What did Emmanuel Macron propose?"]
+
+
+def reading(engine, question: str, passages) -> Reading:
+    """What the engine's reader makes of `passages` for `question` asked alone."""
+    reader = engine.snapshot().reader
+    return reader.read(read_question(question), [WeightedQuery(question)], passages)
 
 
 def check_citations(engine, answer) -> None:
@@ -97,18 +105,19 @@ def test_a_role_held_for_someone_else_is_declined(seed_engine):
     president = seed_engine.ask(question)
     assert not president.answered, president.confidence
     assert president.text == DECLINE_TEXT and president.passages
-    ranked, _ = seed_engine.answerer.evidence([WeightedQuery(question)], president.passages)
-    best = ranked[0]
+    found = reading(seed_engine, question, president.passages)
+    best = found.ranked[0]
     assert "Russian President Vladimir Putin" in best.reading
-    assert seed_engine.answerer.asked_for(question, best) == 0.0
-    assert seed_engine.answerer.asked_for("Who is the president of Russia?", best) == 1.0
+    assert found.features.asked == 0.0
+    reader = seed_engine.snapshot().reader
+    assert reader.asked_for(read_question("Who is the president of Russia?"), best) == 1.0
 
 
 @pytest.mark.parametrize(
     "question,role",
-    [("Who is the president of Ukraine?", ("president", ["Ukraine"])),
-     ("who was the head coach of the Cleveland Browns", ("coach", ["Cleveland", "Browns"])),
-     ("Who is Russia's top diplomat?", ("diplomat", ["Russia"])),
+    [("Who is the president of Ukraine?", Role("president", ("Ukraine",))),
+     ("who was the head coach of the Cleveland Browns", Role("coach", ("Cleveland", "Browns"))),
+     ("Who is Russia's top diplomat?", Role("diplomat", ("Russia",))),
      ("Who leads NATO?", None),
      ("What is the capital of France?", None)],
 )
@@ -118,9 +127,9 @@ def test_what_a_who_is_question_asks_for(question, role):
 
 def test_the_words_beside_a_role():
     text = "US officials do not know what Russian President Vladimir Putin plans to do."
-    assert role_neighbours(text, "president") == [
+    assert role_neighbours(text, "president", 4) == [
         "not", "know", "what", "Russian", "Vladimir", "Putin", "plans", "to"]
-    assert role_neighbours(text, "spokesman") is None
+    assert role_neighbours(text, "spokesman", 4) is None
 
 
 @pytest.mark.parametrize(
@@ -137,11 +146,11 @@ def test_what_a_how_many_question_counts(question, counted):
 def test_the_confidence_reads_the_questions_length(seed_engine):
     short = "What did Russia demand?"
     long = "What did Russia demand " + "of the United States and NATO " * 5 + "?"
-    for question, length in [(short, 4 / LONG_QUESTION), (long, 1.0)]:
+    longest = seed_engine.settings.answer.long_question
+    for question, length in [(short, 4 / longest), (long, 1.0)]:
         answer = seed_engine.ask(question)
-        _, features = seed_engine.answerer.evidence([WeightedQuery(question)], answer.passages)
-        assert len(features) == len(seed_engine.settings.answer.confidence_weights)
-        assert features[-1] == pytest.approx(length)
+        features = reading(seed_engine, question, answer.passages).features
+        assert features.length == pytest.approx(length)
 
 
 WALL = """# Great Wall of China
@@ -164,8 +173,7 @@ def test_a_documents_title_is_not_evidence_that_its_passage_answers(tmp_path):
 
     def focus_and_confidence(question: str) -> tuple[float, float]:
         answer = engine.ask(question)
-        _, features = engine.answerer.evidence([WeightedQuery(question)], answer.passages)
-        return features[2], answer.confidence
+        return reading(engine, question, answer.passages).features.focus, answer.confidence
 
     built = focus_and_confidence("Who built the best-known sections of the Great Wall?")
     paid = focus_and_confidence("Who paid for the Great Wall of China?")

@@ -10,7 +10,13 @@ import pytest
 from conftest import ROOT, SEEDS
 
 from qa.answer import DECLINE_TEXT
-from qa.chat import asked_about, resolve, resolve_it, resolve_pronouns, self_containedness
+from qa.chat import Turn, resolve
+from qa.chat import self_containedness as _self_containedness
+from qa.english import asked_about, read_question, resolve_it, resolve_pronouns
+
+
+def self_containedness(question: str) -> float:
+    return _self_containedness(read_question(question))
 
 
 def quoted(answer) -> str:
@@ -28,6 +34,14 @@ def test_pronouns_resolve_to_the_person_of_the_last_answer():
         "What did Jens Stoltenberg say?"
     )
     assert resolve("What did Russia demand?", []).standalone == "What did Russia demand?"
+
+
+def test_resolving_needs_no_index():
+    follow_up = resolve("Why?", [Turn("What did Russia demand?")])
+    assert follow_up.standalone == "What did Russia demand? Why?"
+    assert [q.text for q in follow_up.queries] == ["Why?", "What did Russia demand? Why?"]
+    assert follow_up.queries[0].weight < 0.5 < follow_up.queries[1].weight
+    assert follow_up.facts.opener and follow_up.facts.text == "Why?"
 
 
 def test_follow_up_with_a_pronoun_for_a_person(seed_engine):

@@ -16,9 +16,10 @@ import pytest
 from test_hardening_cli import lock_is_held
 
 from qa import Engine
-from qa.engine import MAX_QUESTION_CHARS
 from qa.errors import BadQuestion
 from qa.settings import ChatSettings
+
+MAX_QUESTION_CHARS = ChatSettings().max_question_chars
 
 QUESTION = "What did Russia demand?"
 RIGHT = "never admit Ukraine"

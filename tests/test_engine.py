@@ -10,7 +10,7 @@ import pytest
 from conftest import SEEDS
 
 from qa import Engine
-from qa.embed import Embedder
+from qa.embed import SentenceTransformerEmbedder as Embedder
 from qa.settings import ChunkSettings, Settings
 
 QUESTIONS = ["What did Russia demand?", "How many troops has Russia deployed?", "Who is Peskov?"]
@@ -53,7 +53,7 @@ def test_reopening_an_unchanged_index_embeds_nothing(seed_index_dir, seed_engine
     assert embedded == []
     assert reopened.last_report.passages_embedded == 0
     assert not reopened.last_report.changed
-    assert reopened.index.passage_count() == seed_engine.index.passage_count()
+    assert len(reopened.index) == len(seed_engine.index)
     assert {q: ranking(reopened, q) for q in QUESTIONS} == before
 
 
@@ -64,13 +64,13 @@ def test_manifest_describes_the_index(seed_index_dir, seed_engine):
     assert manifest["chunking"]["max_words"] == ChunkSettings().max_words
     entry = manifest["documents"]["000_56b9276ed6e05626.txt"]
     assert len(entry["hash"]) == 32
-    assert len(entry["passages"]) == manifest["passages"] == seed_engine.index.passage_count()
+    assert len(entry["passages"]) == manifest["passages"] == len(seed_engine.index)
 
 
 def test_add_update_remove(seed_copy, tmp_path, embedded):
     index_dir = tmp_path / "index"
     engine = Engine.open(sources=[seed_copy], index_dir=index_dir)
-    seed_passages = engine.index.passage_count()
+    seed_passages = len(engine.index)
     seed_texts = {engine.index.node(pid).text for pid in engine.index.docstore.docs
                   if pid != "000_56b9276ed6e05626.txt"}
     embedded.clear()
@@ -90,19 +90,19 @@ def test_add_update_remove(seed_copy, tmp_path, embedded):
     engine = Engine.open(sources=[seed_copy], index_dir=index_dir)
     report = engine.last_report
     assert report.updated == ["harbour.txt"] and report.added == [] and report.removed == []
-    assert report.passages_embedded == len(engine.index.documents["harbour.txt"]["passages"])
+    assert report.passages_embedded == len(engine.index.documents["harbour.txt"].passages)
     assert [t for call in embedded for t in call if t in seed_texts] == []
     assert all("forty tonnes" not in engine.index.node(p).text
-               for p in engine.index.documents["harbour.txt"]["passages"])
+               for p in engine.index.documents["harbour.txt"].passages)
     top = engine.retrieve("How long will the crane repairs take?", k=1)[0]
     assert top.doc_id == "harbour.txt" and "three weeks" in top.text
 
     # remove by doc_id, persisted
     assert engine.remove(["harbour.txt", "no-such-doc"]) == ["harbour.txt"]
-    assert engine.index.passage_count() == seed_passages
+    assert len(engine.index) == seed_passages
     reopened = Engine.open(sources=None, index_dir=index_dir)
     assert "harbour.txt" not in reopened.index.documents
-    assert reopened.index.passage_count() == seed_passages
+    assert len(reopened.index) == seed_passages
     assert all(p.doc_id != "harbour.txt" for p in reopened.retrieve("crane repairs", k=10))
 
 
@@ -132,13 +132,13 @@ def test_changed_chunk_settings_rebuild(seed_copy, tmp_path, formats_dir):
     engine = Engine.open(sources=[seed_copy], index_dir=index_dir, settings=small)
     assert engine.last_report.rebuilt
     assert set(engine.index.documents) == set(default.index.documents)
-    assert engine.index.passage_count() > default.index.passage_count()
-    assert engine.last_report.passages_embedded == engine.index.passage_count()
+    assert len(engine.index) > len(default.index)
+    assert engine.last_report.passages_embedded == len(engine.index)
     assert all(len(engine.index.node(p).text.split()) <= 40
-               for e in engine.index.documents.values() for p in e["passages"])
+               for e in engine.index.documents.values() for p in e.passages)
     back = Engine.open(sources=[seed_copy], index_dir=index_dir)
     assert back.last_report.rebuilt
-    assert back.index.passage_count() == default.index.passage_count()
+    assert len(back.index) == len(default.index)
     again = Engine.open(sources=[seed_copy], index_dir=index_dir, rebuild=True)
     assert again.last_report.rebuilt and again.last_report.errors == []
     assert set(again.index.documents) == {"000_56b9276ed6e05626.txt", "lighthouse.txt"}

@@ -82,18 +82,20 @@ def test_documents_ranked_by_their_best_passage():
 
 def test_weight_zero_is_bm25_and_weight_one_is_dense(seed_engine):
     from qa.eval.baselines import weighted
-    from qa.retrieve import LexicalScorer
 
     question = "How many troops has Russia deployed near Ukraine?"
-    n = seed_engine.index.passage_count()
-    coverage = LexicalScorer(seed_engine.index).scores(question)
-    bm25 = weighted(seed_engine, 0.0)(n).search(question, n)
-    assert [h.coverage for h in bm25] == pytest.approx(sorted(coverage, reverse=True))
-    assert [h.score for h in bm25] == pytest.approx([h.coverage for h in bm25])
-    dense = weighted(seed_engine, 1.0)(n).search(question, n)
-    query = seed_engine.embedder.encode_query(question)
-    ids, cosines = seed_engine.index.vectors.search(query, n)
-    assert [h.passage_id for h in dense] == ids
+    index = seed_engine.index
+    n = len(index)
+    coverage = index.lexical.coverage(question)
+    bm25 = weighted(seed_engine, 0.0)(n).retrieve(question)
+    row = {pid: i for i, pid in enumerate(index.lexical.ids)}
+    assert [coverage[row[h.node.id_]] for h in bm25] == pytest.approx(
+        sorted(coverage, reverse=True))
+    assert [h.score for h in bm25] == pytest.approx(sorted(coverage, reverse=True))
+    dense = weighted(seed_engine, 1.0)(n).retrieve(question)
+    query = seed_engine.embedder.encode_queries([question])[0]
+    ids, cosines = index.vectors.search(query, n)
+    assert [h.node.id_ for h in dense] == ids
     assert [h.score for h in dense] == pytest.approx(list(cosines), abs=1e-5)
 
 

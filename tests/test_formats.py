@@ -15,7 +15,7 @@ EXPECTED_DOCS = {
 
 
 def passages_of(engine, doc_id: str):
-    return [engine.passage(pid) for pid in engine.index.documents[doc_id]["passages"]]
+    return [engine.passage(pid) for pid in engine.index.documents[doc_id].passages]
 
 
 def all_passages(engine):

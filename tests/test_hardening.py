@@ -28,7 +28,7 @@ def messages(report) -> list[str]:
 def snapshot(engine: Engine) -> dict:
     """Everything a reader can see of the index."""
     return {
-        "documents": {d: (e["hash"], e["passages"]) for d, e in engine.index.documents.items()},
+        "documents": {d: (e.hash, e.passages) for d, e in engine.index.documents.items()},
         "texts": {d: engine.document_text(d) for d in engine.index.documents},
         "ranking": [(p.id, round(p.score, 6)) for p in engine.retrieve(QUESTION, k=5)],
     }

@@ -57,7 +57,7 @@ def lock_is_held(index_dir: Path) -> bool:
 
 def snapshot(engine: Engine) -> dict:
     return {
-        "documents": {d: (e["hash"], e["passages"]) for d, e in engine.index.documents.items()},
+        "documents": {d: (e.hash, e.passages) for d, e in engine.index.documents.items()},
         "ranking": [(p.id, round(p.score, 6)) for p in engine.retrieve(QUESTION, k=5)],
     }
 

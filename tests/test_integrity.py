@@ -17,10 +17,11 @@ from make_files import GOOD_TEXT, write_jsonl
 
 from qa import Engine
 from qa.cli import main
-from qa.embed import Embedder
+from qa.embed import Embedder, make_embedder
 from qa.errors import IndexInconsistent
 from qa.index import PassageIndex
 from qa.load import make_document
+from qa.records import FileRecord
 from qa.settings import Settings
 
 KITE = "The red kite nests in oak trees."
@@ -47,7 +48,7 @@ def file_ids(index_dir: Path) -> dict[str, list[str]]:
     """The ids each file holds, by the file's path under the test's folder."""
     engine = Engine.open(sources=None, index_dir=index_dir)
     files = engine.index.files.items()
-    return {Path(o).relative_to(index_dir.parent).as_posix(): e["doc_ids"] for o, e in files}
+    return {Path(o).relative_to(index_dir.parent).as_posix(): e.doc_ids for o, e in files}
 
 
 # ---- 1. doc_ids unique across sources ----------------------------------------------------------
@@ -117,35 +118,36 @@ def test_the_same_text_in_two_folders_is_indexed_once(tmp_path):
         f'{b / "notes.txt"}: same text as "notes.txt"; not indexed twice']
     (a / "notes.txt").unlink()  # the copy takes over; the plain id is free again
     engine = Engine.open(sources=[a, b], index_dir=tmp_path / "ix")
-    assert engine.index.files[str((b / "notes.txt").resolve())]["doc_ids"] == ["notes.txt"]
+    assert engine.index.files[str((b / "notes.txt").resolve())].doc_ids == ["notes.txt"]
 
 
 # ---- 1. no inconsistent index is ever swapped in ----------------------------------------------
 BREAKS = {
     "a passage node deleted": lambda ix, pid: ix.docstore.delete_document(pid),
-    "a vector deleted": lambda ix, pid: ix.vectors.delete_nodes([pid]),
-    "a passage listed twice": lambda ix, pid: ix.documents["kite.txt"]["passages"].append(pid),
+    "a vector deleted": lambda ix, pid: ix.vectors.delete([pid]),
+    "a passage listed twice": lambda ix, pid: ix.documents["kite.txt"].passages.append(pid),
     "a file lists a document not indexed": lambda ix, pid: ix.files.update(
-        {"/x/gone.txt": {"doc_ids": ["gone.txt"]}}),
+        {"/x/gone.txt": FileRecord(doc_ids=["gone.txt"])}),
     "two files list one document": lambda ix, pid: ix.files.update(
-        {"/y/owl.txt": {"doc_ids": ["owl.txt"]}}),
+        {"/y/owl.txt": FileRecord(doc_ids=["owl.txt"])}),
 }
 
 
 @pytest.fixture(scope="module")
 def embedder() -> Embedder:
-    return Embedder()
+    return make_embedder()
 
 
 @pytest.mark.parametrize("how", BREAKS)
 def test_check_finds_an_inconsistent_index(embedder, how):
-    index = PassageIndex(Settings())
+    index = PassageIndex(Settings(), embedder.dimension)
     docs = [make_document(f"{n}.txt", text, n, source=f"{n}.txt", origin=None)
             for n, text in (("kite", KITE), ("owl", OWL))]
     index.add_documents(docs, embedder)
-    index.files = {"/x/kite.txt": {"doc_ids": ["kite.txt"]}, "/x/owl.txt": {"doc_ids": ["owl.txt"]}}
+    index.files = {"/x/kite.txt": FileRecord(doc_ids=["kite.txt"]),
+                   "/x/owl.txt": FileRecord(doc_ids=["owl.txt"])}
     index.check()  # whole
-    BREAKS[how](index, index.documents["owl.txt"]["passages"][0])
+    BREAKS[how](index, index.documents["owl.txt"].passages[0])
     with pytest.raises(IndexInconsistent, match=r"^the update was not saved: .+; "
                                                  r"the index is unchanged$"):
         index.check()
@@ -157,7 +159,7 @@ def test_a_write_that_would_break_the_index_fails_and_keeps_it(seed_index_dir, t
     current = (index_dir / "CURRENT").read_text()
     engine = Engine.open(sources=None, index_dir=index_dir)
     broken = engine._working_copy()  # what a write changes: a copy of the live generation
-    passage = next(iter(broken.documents.values()))["passages"][0]
+    passage = next(iter(broken.documents.values())).passages[0]
     broken.docstore.delete_document(passage)  # as a bug in an update might
     new = tmp_path / "new.txt"
     new.write_text(GOOD_TEXT)

@@ -20,7 +20,7 @@ from pathlib import Path
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import Document
 
-from qa.retrieve import HybridRetriever
+from qa.llama import LiveRetriever
 
 CACHE_ROOT = Path(".cache") / "eval"  # relative to where `qa eval` runs, as index/ is
 
@@ -44,13 +44,13 @@ class System:
 def weighted(engine, dense_weight: float) -> Callable[[int], BaseRetriever]:
     """Our retriever over the engine's index with another dense weight."""
     settings = replace(engine.settings.retrieve, dense_weight=dense_weight)
-    return lambda k: HybridRetriever(engine.index, engine.embedder, settings, k=k)
+    return lambda k: LiveRetriever(engine.nodes, k, settings)
 
 
 def engine_systems(engine, baselines: bool) -> list[System]:
     """qa itself, and with `baselines` BM25 only and dense only, over the engine's index."""
-    n = engine.index.passage_count()
-    words = _mean_words(engine.index.node(p).text for p in engine.index.bm25_ids)
+    n = len(engine.index)
+    words = _mean_words(engine.index.node(p).text for p in engine.index.vectors.ids())
     systems = [System(QA, engine.as_retriever, n, words, engine.last_report.passages_embedded)]
     if baselines:
         systems.append(System(BM25_ONLY, weighted(engine, 0.0), n, words))
@@ -63,7 +63,7 @@ def engine_documents(engine) -> list[Document]:
     docs = []
     for doc_id, entry in sorted(engine.index.documents.items()):
         text = engine.index.document_text(doc_id)
-        docs.append(Document(id_=doc_id, text=text, metadata={"title": entry["title"]}))
+        docs.append(Document(id_=doc_id, text=text, metadata={"title": entry.title}))
     return docs
 
 

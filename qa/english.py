@@ -1,0 +1,332 @@
+"""Every hand-written rule about English, in one place.
+
+`read_question` reads a question once into `QuestionFacts`: what kind of answer it wants,
+what a "how many" question counts, whose role a "who is the R of X" question asks for, its
+names and numbers, and what it leans on from earlier turns (pronouns, follow-up openers).
+The other functions are the rules about texts the rest of the pipeline applies: who a quote
+names, which line is a heading, which sentence piece continues the one before it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+WORD = re.compile(r"[\w'’-]+")
+
+# ---- what a question asks for ----------------------------------------------------------
+_NUMBER_WORDS = (
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+    r"hundred|hundreds|thousand|thousands|million|millions|billion|dozen|dozens|half|several"
+)
+_MONTHS = (
+    r"january|february|march|april|may|june|july|august|september|october|november|december|"
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today|tomorrow|week|"
+    r"month|year|century|decade"
+)
+_HAS_NUMBER = re.compile(rf"\d|\b({_NUMBER_WORDS})\b", re.IGNORECASE)
+_HAS_DATE = re.compile(rf"\b(1\d{{3}}|20\d{{2}}|{_MONTHS})s?\b", re.IGNORECASE)
+_CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w’'-]*")
+_ASKS_NUMBER = re.compile(r"\bhow (many|much|long|old|far|big|large|tall|often)\b|\bwhat (number|"
+                          r"percentage|amount)\b")
+_ASKS_DATE = re.compile(r"\bwhen\b|\bwhat (year|date|day|time)\b|\bwhich (year|day)\b")
+_ASKS_NAME = re.compile(r"\b(who|whom|whose|where)\b")
+# Words after "how many" that end what is counted: verbs, prepositions, "there".
+_COUNT_END = {
+    "do", "does", "did", "are", "is", "were", "was", "have", "has", "had", "can", "could", "will",
+    "would", "should", "must", "may", "might", "been", "be", "there", "in", "on", "of", "per",
+    "for", "at", "to", "from", "with", "by",
+}
+# Counts that say nothing of what is counted ("how many times", "how many people").
+_GENERIC_COUNTS = {"times", "people", "years", "months", "weeks", "days", "hours", "minutes",
+                   "seconds", "ones", "kinds", "types", "more", "other", "others"}
+_HOW_MANY = re.compile(r"\bhow many\s+([^?.!]*)", re.IGNORECASE)
+# "Who is the president of Ukraine?", "Who was the coach of the Browns?", "Who is Russia's top
+# diplomat?": the holder of a role (its last word) of something.
+_ROLE_OF = re.compile(
+    r"^\W*who(?:\s+(?:is|was|are|were)|'s|’s)\s+(?:the\s+)?(?:(?:current|present|new|first|last|"
+    r"former)\s+)?((?:[\w-]+\s+){0,2}?[\w-]+)\s+of\s+(?:the\s+)?([^?.!]+?)\W*$", re.IGNORECASE,
+)
+_ROLE_OWNER = re.compile(
+    r"^\W*who\s+(?:is|was|are|were)\s+([\w-]+(?:\s+[\w-]+)?)['’]s?\s+((?:[\w-]+\s+){0,2}?[\w-]+)"
+    r"\W*$", re.IGNORECASE,
+)
+# Words that frame a question rather than say what it is about (besides NLTK's stopwords).
+_FRAMING = {
+    "say", "said", "tell", "told", "describe", "explain", "mention", "mentioned", "according",
+    "article", "document", "documents", "text", "report", "reported", "happen", "happened",
+    "anything", "something", "thing", "things", "much", "many", "kind", "type", "also",
+}
+
+# ---- what a question leans on ----------------------------------------------------------
+PERSONAL = {"he", "him", "his", "she", "her", "hers"}
+ANAPHORA = PERSONAL | {
+    "it", "its", "they", "them", "their", "theirs", "this", "that", "these", "those", "there",
+    "then", "such", "one", "ones",
+}
+_OPENER = re.compile(
+    r"^\W*(and|but|so|also|then|what about|how about|why|why not|how come|what else|anything "
+    r"else)\b", re.IGNORECASE,
+)
+# A person's name: two or more capitalised words ("Jens Stoltenberg", "Dmitry Peskov"), less
+# a title before it, and not a place or a body ("Eastern Europe", "White House").
+_FULL_NAME = re.compile(r"\b[A-Z][a-z’'-]+(?:\s+[A-Z][a-z’'-]+)+\b")
+_TITLES = {
+    "President", "Secretary", "General", "Minister", "Foreign", "Prime", "Chancellor",
+    "Spokesman", "Spokeswoman", "Senator", "Governor", "Mr", "Mrs", "Ms", "Dr", "Sir", "King",
+    "Queen", "Pope", "Chief", "Defense", "State", "Kremlin", "Russian", "American", "British",
+}
+_NOT_PERSON = {
+    "Europe", "European", "Eastern", "Western", "Northern", "Southern", "United", "States",
+    "Kingdom", "Union", "Nations", "House", "Department", "Office", "Ministry", "Council",
+    "Committee", "Party", "Army", "Forces", "Force", "Sea", "Ocean", "Republic", "City",
+    "University", "Street", "News", "Times", "Post", "Camp", "Bank", "Company", "Court",
+    "Agency", "Service", "Organization", "Administration",
+}
+_SPEECH = re.compile(r"\b(said|says|told|added|announced|indicated|explained|stated)\b")
+_SPEAKER = re.compile(r"\b([A-Z][a-z’'-]+) (?:said|says|added|told|stated)\b")
+# "it" as the subject of a verb of saying, deciding or acting ("What else did it announce?")
+# stands for the body or country the earlier question asked about; "it" of an event ("When did
+# it happen?") or as an object ("When did he say it?") is left alone.
+_ACTS = (
+    r"say|tell|announce|decide|demand|want|ask|respond|reply|react|plan|propose|claim|call|"
+    r"send|deploy|order|agree|deny|warn|threaten|report|offer|accuse|blame|promise|pledge|"
+    r"indicate|describe|do|add|urge|approve|reject|withdraw|reduce"
+)
+_IT_ACTS = re.compile(
+    rf"\b(?:did|does|do|has|have|had|will|would|could|can|might|may)\s+(it)\s+(?:also\s+)?"
+    rf"(?:{_ACTS})\b", re.IGNORECASE,
+)
+# A run of capitalised words or acronyms ("the UK Foreign Office", "NATO", "Secretary of State").
+_PROPER = re.compile(r"\b(?:(the)\s+)?([A-Z][\w’'-]*(?:\s+(?:of\s+)?[A-Z][\w’'-]*)*)")
+_TIME_WORDS = {
+    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "January",
+    "February", "March", "April", "May", "June", "July", "August", "September", "October",
+    "November", "December",
+}
+
+# ---- texts -------------------------------------------------------------------------------
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
+_CLOSING = (".", "!", "?", "”", '"', "’", "'")
+
+
+@dataclass(frozen=True)
+class Role:
+    """A "who is the R of X" question's role word ("president") and its owner's words."""
+
+    word: str
+    owner: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class QuestionFacts:
+    """What one question asks for and leans on, read once."""
+
+    text: str
+    kind: str | None  # the answer's type: "number", "date", "name", or None
+    counted: tuple[str, ...]  # what a "how many" question counts: ("soldiers",)
+    role: Role | None  # whose role a "who is the R of X" question asks for
+    key_words: tuple[str, ...]  # names and numbers, of the question and what it is searched with
+    words: frozenset[str]  # its words, lower case
+    length: int  # its words, counted as split by spaces
+    content_words: int  # words beyond stopwords and pronouns
+    anaphora: bool  # holds a pronoun or another word that points back ("they", "there")
+    opener: bool  # opens as a follow-up does ("and", "what about", "why")
+
+
+def read_question(text: str, context: Sequence[str] = ()) -> QuestionFacts:
+    """The facts of `text`; `context`: other texts it is searched with, whose names and
+    numbers count among its key words."""
+    words = [w.lower() for w in WORD.findall(text)]
+    stop = stopwords()
+    content = [w for w in words if w not in stop and w not in ANAPHORA]
+    return QuestionFacts(
+        text=text,
+        kind=expected_type(text),
+        counted=tuple(counted_words(text)),
+        role=role_asked(text),
+        key_words=tuple(w for t in (text, *context) for w in key_words(t)),
+        words=frozenset(words),
+        length=len(text.split()),
+        content_words=len(content),
+        anaphora=any(w in ANAPHORA for w in words),
+        opener=_OPENER.match(text) is not None,
+    )
+
+
+@lru_cache(maxsize=1)
+def stopwords() -> frozenset[str]:
+    """NLTK's English stopwords (the copy LlamaIndex ships)."""
+    from llama_index.core.utils import globals_helper
+
+    return frozenset(globals_helper.stopwords)
+
+
+@lru_cache(maxsize=1)
+def term_stopwords() -> frozenset[str]:
+    """Words that never count as what a question is about: stopwords and framing words."""
+    return stopwords() | _FRAMING
+
+
+def expected_type(question: str) -> str | None:
+    """What the question word asks for: "number", "date", "name" or None."""
+    q = question.lower()
+    if _ASKS_NUMBER.search(q):
+        return "number"
+    if _ASKS_DATE.search(q):
+        return "date"
+    if _ASKS_NAME.search(q):
+        return "name"
+    return None
+
+
+def counted_words(question: str) -> list[str]:
+    """What a "how many" question counts: its first two words up to a verb or preposition,
+    without names and generic counts. "How many American soldiers could be sent?" ->
+    ["soldiers"]; [] for any other question."""
+    m = _HOW_MANY.search(question)
+    if not m:
+        return []
+    words = []
+    for w in WORD.findall(m.group(1))[:2]:
+        if w.lower() in _COUNT_END:
+            break
+        words.append(w)
+    return [w for w in words if w[:1].islower() and w not in _GENERIC_COUNTS]
+
+
+def role_asked(question: str) -> Role | None:
+    """The role of a "who is the R of X" or "who is X's R" question: "Who is the president of
+    Ukraine?" -> Role("president", ("Ukraine",)); else None."""
+    m = _ROLE_OF.match(question)
+    if m:
+        role, owner = m.group(1), m.group(2)
+    else:
+        m = _ROLE_OWNER.match(question)
+        if not m:
+            return None
+        owner, role = m.group(1), m.group(2)
+    return Role(role.split()[-1].lower(), tuple(WORD.findall(owner)))
+
+
+def key_words(question: str) -> list[str]:
+    """Names and numbers of the question: capitalised words past the first, words with digits."""
+    words = WORD.findall(question)
+    return [
+        w for i, w in enumerate(words)
+        if any(c.isdigit() for c in w) or (i > 0 and w[:1].isupper())
+        or (len(w) > 1 and w.isupper())
+    ]
+
+
+def lower_words(text: str) -> set[str]:
+    return {w.lower() for w in WORD.findall(text)}
+
+
+# ---- what a text holds -------------------------------------------------------------------
+def type_match(kind: str | None, sentence: str, question_words: frozenset[str]) -> float:
+    """1 if the sentence holds the kind of thing asked for, 0 if not, 0.5 when none is asked."""
+    if kind is None:
+        return 0.5
+    if kind == "number":
+        return float(bool(_HAS_NUMBER.search(sentence)))
+    if kind == "date":
+        return float(bool(_HAS_DATE.search(sentence)))
+    names = {m.group(0).lower() for m in _CAPITALISED.finditer(sentence)}
+    return float(bool(names - question_words))
+
+
+def role_neighbours(text: str, role: str, window: int) -> list[str] | None:
+    """The words within `window` of each mention of `role` in `text` ("Russian President
+    Vladimir Putin plans" for "president"), or None when `text` never names the role."""
+    words = WORD.findall(text)
+    at = [i for i, w in enumerate(words) if w.lower() in (role, f"{role}s")]
+    if not at:
+        return None
+    near = {j for i in at for j in range(i - window, i + window + 1)
+            if 0 <= j < len(words) and j != i}
+    return [words[j] for j in sorted(near)]
+
+
+def is_heading_line(text: str, before: str, after: str) -> bool:
+    """A line of its own without closing punctuation: a title, heading or caption."""
+    starts_line = not before.strip() or before.rstrip(" \t").endswith("\n")
+    ends_line = not after.strip() or after.lstrip(" \t").startswith("\n")
+    return starts_line and ends_line and not text.rstrip().endswith(_CLOSING)
+
+
+def is_heading_paragraph(last_char: str, words: int, max_words: int) -> bool:
+    """A paragraph of at most `max_words` words that does not end as a sentence does."""
+    return words <= max_words and last_char not in ".!?:;\"'”’)»"
+
+
+def continues(gap: str, text: str, fragment_words: int) -> bool:
+    """The sentence `text` is a piece of the one before it (same paragraph): it starts in lower
+    case, or has at most `fragment_words` words, or no letter ("at 3 p.m." keeps its "ET")."""
+    if _PARAGRAPH_BREAK.search(gap):
+        return False
+    return text[:1].islower() or len(text.split()) <= fragment_words or not any(
+        ch.isalpha() for ch in text
+    )
+
+
+def last_person(text: str) -> str | None:
+    """The person a text names: a full name next to a speech verb, else a surname before one,
+    else the last full name in it."""
+    names = []
+    for m in _FULL_NAME.finditer(text):
+        words = m.group(0).split()
+        while words and words[0] in _TITLES:
+            words.pop(0)
+        if len(words) >= 2 and not _NOT_PERSON.intersection(words):
+            names.append((" ".join(words), m))
+    for name, m in names:
+        if _SPEECH.search(text[max(0, m.start() - 12) : m.end() + 12]):
+            return name
+    speaker = _SPEAKER.search(text)  # "..., Stoltenberg said."
+    if speaker and speaker.group(1) not in _TITLES | _NOT_PERSON:
+        return speaker.group(1)
+    return names[-1][0] if names else None
+
+
+def asked_about(question: str) -> str | None:
+    """The body, place or country a question names first, with its article ("the UK Foreign
+    Office" in "What did the UK Foreign Office say on Saturday?"), or None: its opening word,
+    days and months, and people and their posts (he/she stand for those) do not count."""
+    for m in _PROPER.finditer(question):
+        words = m.group(2).split()
+        while words and words[-1] in _TIME_WORDS:
+            words.pop()
+        if m.start(2) == len(question) - len(question.lstrip()) or not words:
+            continue  # the question's first word is capitalised anyway
+        if len(words) >= 2 and not _NOT_PERSON.intersection(words):
+            continue  # a person or a person's post ("Jens Stoltenberg", "US Secretary of State")
+        name = " ".join(words)
+        return f"the {name}" if m.group(1) else name
+    return None
+
+
+def resolve_pronouns(question: str, person: str | None) -> str:
+    """Replace he/she/him/his/her with the person's name."""
+    if not person:
+        return question
+
+    def swap(m: re.Match) -> str:
+        word = m.group(0).lower()
+        following = question[m.end() :].lstrip()
+        possessive = word in ("his", "hers") or (
+            word == "her" and following[:1].isalpha() and not following.startswith(("say", "do"))
+        )
+        return f"{person}’s" if possessive else person
+
+    return re.sub(r"\b(he|him|his|she|her|hers)\b", swap, question, flags=re.IGNORECASE)
+
+
+def resolve_it(question: str, actor: str | None) -> str:
+    """Replace "it" as the subject of a verb of saying or acting with `actor`."""
+    m = _IT_ACTS.search(question) if actor else None
+    if m is None:
+        return question
+    return f"{question[: m.start(1)]}{actor}{question[m.end(1) :]}"

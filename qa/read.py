@@ -1,0 +1,310 @@
+"""Retrieved passages -> their sentences, scored against the question, with the evidence the
+answer's confidence is computed from. This is the reader slot: `READERS` names the readers,
+`AnswerSettings.reader` picks one, and `Engine.ask` calls it between search and answer.
+
+No extractive-QA or reranking model can be had offline, so `SentenceReader` scores every
+sentence of the top passages with absolute signals that mean the same from one question to
+the next (see `AnswerSettings` for the weights):
+
+    cosine    the question's embedding cosine with the sentence, or (less a discount) with the
+              sentence read after the one before it, quoted too when that clearly wins
+              (sentences are embedded in one batch per question, best first by the cheap
+              signals below, and cached by text)
+    lexical   the share of the question's IDF-weighted terms that the sentence holds; terms the
+              corpus lacks count with the largest IDF, so they lower every sentence alike
+    context   the same share over the sentence together with its neighbours
+    passage   the fused retrieval score of the sentence's passage
+    type      the sentence holds what the question asks for: a number ("how many"), a date
+              ("when"), a name ("who", "where"); 0.5 when the question asks for no type
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from qa import english
+from qa.embed import SentenceVectors
+from qa.english import QuestionFacts
+from qa.index import PassageIndex
+from qa.retrieve import WeightedQuery
+from qa.schema import Passage
+from qa.settings import AnswerSettings
+
+
+@dataclass
+class Candidate:
+    """One sentence of a retrieved passage, with its evidence."""
+
+    passage: Passage
+    index: int  # position of the sentence in its passage
+    start: int  # document offsets
+    end: int
+    text: str
+    lexical: float = 0.0
+    context: float = 0.0
+    focus: float = 0.5  # see `focus_coverage`
+    type_match: float = 0.5
+    heading: bool = False  # a title, heading or caption line rather than a sentence
+    cosine: float = 0.0  # with the searches, weighted as they are
+    support: float = 0.0  # with the search it matches best (a follow-up: alone or joined)
+    lead_in: Candidate | None = None  # the sentence before, when the two read together match best
+    score: float = 0.0
+    own_cosine: float = 0.0  # the sentence's cosine alone, not read after the one before
+    vector: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def reading(self) -> str:
+        """The sentence as it is read and quoted: after its lead-in, when it has one."""
+        return f"{self.lead_in.text} {self.text}" if self.lead_in else self.text
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the answer's confidence is computed from; each means the same in a corpus of one
+    article and of a million passages (retrieval scores do not: a paraphrase's own words,
+    absent from the corpus, lower BM25 coverage everywhere). `ConfidenceWeights` has a weight
+    of the same name for each."""
+
+    # the best sentence's cosine with the question (a follow-up: with the search it matches best)
+    cosine: float = 0.0
+    # its score less the median score of the sentences embedded for the question (an answer
+    # stands out from its neighbours; on-topic text that does not answer is flat)
+    gap: float = 0.0
+    # the IDF-weighted share of the question's terms in it and its neighbouring sentences,
+    # over the terms the corpus holds and the question's names and numbers (so "What did
+    # Germany say?" scores low where Germany is never named), less those of its passage's
+    # title: every passage of a document shares its topic, so only the rest of the question
+    # tells whether this one answers it
+    focus: float = 0.0
+    # 0 when the question asks for something the best sentence does not name: what a "how
+    # many" question counts, or whose role a "who is the R of X" question asks for; else 1
+    asked: float = 1.0
+    # the question's words / `long_question` (at most 1): a long question shares more words
+    # with on-topic text, which lifts the cosine of sentences that do not answer it
+    length: float = 0.0
+
+
+@dataclass
+class Reading:
+    """The candidate sentences, best first, and the confidence's features."""
+
+    ranked: list[Candidate]
+    features: Features
+
+
+class Reader(Protocol):
+    def read(
+        self,
+        facts: QuestionFacts,
+        queries: Sequence[WeightedQuery],
+        passages: Sequence[Passage],
+        avoid: Sequence[str] = (),
+    ) -> Reading:
+        """Score the sentences of `passages` (best first) for the question `facts` reads,
+        searched as `queries`; sentences within `avoid` (the last answer's quotes) count a
+        little less, so a follow-up moves on."""
+        ...
+
+
+class SentenceReader:
+    """Scores sentences by embedding cosine, term coverage and answer type."""
+
+    def __init__(
+        self, index: PassageIndex, vectors: SentenceVectors, settings: AnswerSettings
+    ) -> None:
+        self.index = index
+        self.vectors = vectors
+        self.settings = settings
+        self.stopwords = english.term_stopwords()
+
+    def read(
+        self,
+        facts: QuestionFacts,
+        queries: Sequence[WeightedQuery],
+        passages: Sequence[Passage],
+        avoid: Sequence[str] = (),
+    ) -> Reading:
+        ranked = self.score(facts, queries, passages, avoid)
+        length = min(facts.length, self.settings.long_question) / self.settings.long_question
+        if not ranked:
+            return Reading([], Features(length=length))
+        best = ranked[0]
+        median = float(np.median([c.score for c in ranked]))
+        return Reading(ranked, Features(cosine=best.support, gap=best.score - median,
+                                        focus=best.focus, asked=self.asked_for(facts, best),
+                                        length=length))
+
+    def asked_for(self, facts: QuestionFacts, best: Candidate) -> float:
+        """0 when the question asks for something `best` (with its lead-in) does not name, else
+        1: what a "how many" question counts ("tanks", where the sentence counts 127,000
+        "troops"), or whose role a "who is the R of X" question asks for, when the sentence
+        names the role only beside others ("Russian President Vladimir Putin" for "Who is the
+        president of Ukraine?"); a sentence that never names the role tells nothing."""
+        text = best.reading
+        if facts.counted and not self.names(facts.counted, english.lower_words(text)):
+            return 0.0
+        if facts.role is not None:
+            owner = [w for w in facts.role.owner if w.lower() not in self.stopwords]
+            near = english.role_neighbours(text, facts.role.word, self.settings.role_window)
+            if len(owner) > 1:
+                owner.append(" ".join(owner))  # "United States" ~ "US" 0.80
+            if owner and near is not None and not self.names(owner, set(near)):
+                return 0.0
+        return 1.0
+
+    def names(self, wanted: Sequence[str], words: set[str]) -> bool:
+        """Some word of `words` is one of `wanted` or near one by embedding cosine
+        (`word_cosine`: "soldiers" ~ "troops" 0.89, "tanks" ~ "troops" 0.54); words rather than
+        stems, so a synonym counts; an upper-case word ("US") is never a stopword."""
+        words = {w for w in words
+                 if w[:1].isalpha() and (w.isupper() or w.lower() not in self.stopwords)}
+        if not words:
+            return False
+        if {w.lower() for w in words} & {w.lower() for w in wanted}:
+            return True
+        wanted_vecs, word_vecs = self.vectors.encode(list(wanted), sorted(words))
+        return float((word_vecs @ wanted_vecs.T).max()) >= self.settings.word_cosine
+
+    # ---- scoring -----------------------------------------------------------------------
+    def candidates(self, passages: Sequence[Passage]) -> list[Candidate]:
+        """The sentences of the top passages; a piece the sentence splitter cut off stays
+        with the sentence before it (`english.continues`)."""
+        out: list[Candidate] = []
+        for passage in passages[: self.settings.scored_passages]:
+            units: list[list[int]] = []
+            for a, b in self.index.sentence_spans(passage.id):
+                gap = passage.text[units[-1][1] : a] if units else ""
+                if units and english.continues(gap, passage.text[a:b],
+                                               self.settings.fragment_words):
+                    units[-1][1] = b
+                else:
+                    units.append([a, b])
+            for i, (a, b) in enumerate(units):
+                c = Candidate(passage, i, passage.start + a, passage.start + b, passage.text[a:b])
+                c.heading = english.is_heading_line(c.text, passage.text[:a], passage.text[b:])
+                out.append(c)
+        return out
+
+    def score(
+        self,
+        facts: QuestionFacts,
+        queries: Sequence[WeightedQuery],
+        passages: Sequence[Passage],
+        avoid: Sequence[str] = (),
+    ) -> list[Candidate]:
+        """Candidate sentences with their evidence and score, best first."""
+        s = self.settings
+        found = self.candidates(passages)
+        if not found:
+            return []
+        weights = self.term_weights(queries)
+        known = self.known_terms(weights, facts.key_words)
+        scored = list({c.passage.id: c.passage for c in found}.values())
+        tokens = self.tokenize([*(c.text for c in found), *(p.title for p in scored)])
+        titles = dict(zip((p.id for p in scored), tokens[len(found):]))
+        for i, c in enumerate(found):
+            c.lexical = coverage(weights, tokens[i])
+            near = [tokens[j] for j in (i - 1, i, i + 1)
+                    if 0 <= j < len(found) and found[j].passage is c.passage]
+            around = set().union(*near)
+            c.context = coverage(weights, around)
+            c.focus = focus_coverage(weights, known, titles[c.passage.id], around)
+            c.type_match = english.type_match(facts.kind, c.text, facts.words)
+            c.score = cheap_score(c, s)
+        # Embedding is the costly part: only the sentences best by the cheap signals.
+        position = {(c.passage.id, c.index): c for c in found}
+        found.sort(key=lambda c: -c.score)
+        found = found[: s.embedded_sentences]
+        # A sentence is also read after the one before it, which often names its subject
+        # ("Non-essential staff ... were ordered to leave" follows "... the embassy in Kyiv");
+        # not after a heading, whose few topic words would lift every first sentence.
+        befores = [position.get((c.passage.id, c.index - 1)) for c in found]
+        befores = [b if s.window_cosine and b is not None and not b.heading else None
+                   for b in befores]
+        windows = [f"{b.text} {c.text}" if b else c.text for c, b in zip(found, befores)]
+        query_vecs, vecs = self.vectors.encode([q.text for q in queries],
+                                               [*(c.text for c in found), *windows])
+        sent_vecs = vecs[: len(found)]
+        total = sum(q.weight for q in queries) or 1.0
+        q_weights = np.asarray([q.weight / total for q in queries], dtype=np.float32)
+        own = sent_vecs @ query_vecs.T
+        per_query = np.maximum(own, vecs[len(found):] @ query_vecs.T - s.window_discount)
+        for c, b, vec, cos, cos_alone, support in zip(
+                found, befores, sent_vecs, per_query @ q_weights, own @ q_weights,
+                per_query.max(axis=1, initial=0.0)):
+            c.vector = vec
+            c.cosine = float(cos)
+            c.own_cosine = float(cos_alone)
+            c.lead_in = b if b is not None and cos > cos_alone + s.lead_in_margin else None
+            c.support = float(support)
+            c.score = sentence_score(c, s)
+            if any(c.text in quote for quote in avoid):
+                c.score -= s.quote_margin
+        return sorted(found, key=lambda c: -c.score)
+
+    # ---- the question's terms ----------------------------------------------------------
+    def tokenize(self, texts: Sequence[str]) -> list[set[str]]:
+        lexical = self.index.lexical
+        if lexical is None or not texts:
+            return [set() for _ in texts]
+        return [set(t) for t in lexical.tokenize(texts, sorted(self.stopwords))]
+
+    def term_weights(self, queries: Sequence[WeightedQuery]) -> dict[str, float]:
+        """term -> BM25 IDF times the largest weight of a query holding it."""
+        out: dict[str, float] = {}
+        lexical = self.index.lexical
+        for query, tokens in zip(queries, self.tokenize([q.text for q in queries])):
+            for t in tokens:
+                out[t] = max(out.get(t, 0.0), query.weight * lexical.idf(t))
+        return out
+
+    def known_terms(self, weights: dict[str, float], keep: Sequence[str]) -> dict[str, float]:
+        """The weights without the terms the corpus lacks, except those in `keep` (names and
+        numbers): a paraphrase's own words then do not count against every sentence."""
+        kept = set().union(*self.tokenize(keep)) if keep else set()
+        vocab = self.index.lexical.vocab if self.index.lexical is not None else {}
+        return {t: w for t, w in weights.items() if t in vocab or t in kept}
+
+
+def coverage(weights: dict[str, float], tokens: set[str]) -> float:
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
+
+
+def focus_coverage(
+    weights: dict[str, float], known: dict[str, float], title: set[str], tokens: set[str]
+) -> float:
+    """The share of the question's terms in `tokens`, over the terms the corpus holds (`known`,
+    with the question's names and numbers) less those of the passage's title. 0 when every
+    term beyond the title is one the corpus lacks (it asks for what is never mentioned); 0.5
+    when the title holds them all (nothing to tell)."""
+    focus = {t: w for t, w in known.items() if t not in title}
+    if focus:
+        return coverage(focus, tokens)
+    return 0.0 if any(t not in title for t in weights) else 0.5
+
+
+def cheap_score(c: Candidate, s: AnswerSettings) -> float:
+    """The sentence score without its embedding cosine."""
+    return (s.w_lexical * c.lexical + s.w_context * c.context + s.w_passage * c.passage.score
+            + s.w_type * c.type_match - s.heading_penalty * c.heading)
+
+
+def sentence_score(c: Candidate, s: AnswerSettings) -> float:
+    return cheap_score(c, s) + s.w_cosine * c.cosine
+
+
+# The readers a setting can name; another is one class with `read` plus its entry here.
+READERS: dict[str, Callable[[PassageIndex, SentenceVectors, AnswerSettings], Reader]] = {
+    "sentences": SentenceReader,
+}
+
+
+def make_reader(index: PassageIndex, vectors: SentenceVectors, settings: AnswerSettings) -> Reader:
+    if settings.reader not in READERS:
+        raise ValueError(f"unknown reader {settings.reader!r}; use one of: {', '.join(READERS)}")
+    return READERS[settings.reader](index, vectors, settings)

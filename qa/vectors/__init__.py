@@ -1,0 +1,85 @@
+"""Passage vectors by passage id, behind one small interface; the store is a setting.
+
+    Settings(store="faiss")                           exact FAISS, saved in each generation
+    Settings(store="milvus:./index/milvus.db")        Milvus Lite, a local file
+    Settings(store="milvus:http://host:19530")        a Milvus server
+
+A store is part of one index generation: `save(folder)` writes it as that generation's
+vectors, and `load_store(folder, ...)` reads back what a generation holds. Adding a store is
+one module here with a class following `VectorStore`, plus its name in `_KINDS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from qa.errors import QAError
+
+
+class VectorStore(Protocol):
+    """Unit vectors by passage id; inner product = cosine."""
+
+    dimension: int
+
+    def __len__(self) -> int: ...
+
+    def ids(self) -> Collection[str]:
+        """The passage ids held."""
+        ...
+
+    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        """Add vectors (rows of `vectors`, float32, unit length) under new ids."""
+        ...
+
+    def delete(self, ids: Iterable[str]) -> None:
+        """Remove the vectors of these ids; ids not held are ignored."""
+        ...
+
+    def search(self, query: np.ndarray, k: int) -> tuple[list[str], np.ndarray]:
+        """The k ids nearest one unit query vector, best first, with their cosines."""
+        ...
+
+    def fetch(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored vectors of these ids, one row each, in order."""
+        ...
+
+    def save(self, folder: Path) -> None:
+        """Write the vectors as those of the generation being written in `folder`."""
+        ...
+
+
+def store_kind(spec: str) -> str:
+    """"faiss" or "milvus" from a store setting ("milvus:./index/milvus.db")."""
+    kind = spec.split(":", 1)[0].strip().lower()
+    if kind not in _KINDS or (kind == "milvus") != (":" in spec):
+        raise QAError(f"unknown vector store {spec!r}; use faiss, milvus:FILE.db or "
+                      "milvus:http://HOST:PORT")
+    return kind
+
+
+def new_store(spec: str, dimension: int, index_root: Path | None = None) -> VectorStore:
+    """An empty store of the kind `spec` names."""
+    return _class(spec).empty(spec, dimension, index_root)
+
+
+def load_store(spec: str, folder: Path, dimension: int) -> VectorStore:
+    """The vectors a generation folder holds."""
+    return _class(spec).load(spec, folder, dimension)
+
+
+def _class(spec: str):
+    kind = store_kind(spec)
+    if kind == "faiss":
+        from qa.vectors.faiss_store import FaissStore
+
+        return FaissStore
+    from qa.vectors.milvus_store import MilvusStore
+
+    return MilvusStore
+
+
+_KINDS = ("faiss", "milvus")
