@@ -15,7 +15,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from qa.engine import MAX_QUESTION_CHARS, Engine
+from qa.engine import Engine
 from qa.errors import QAError
 from qa.schema import Answer
 from qa.ui import render
@@ -181,7 +181,7 @@ def build_app(
                             placeholder="Ask about your documents…",
                             elem_id="qa-question",
                             scale=5,
-                            max_length=MAX_QUESTION_CHARS,
+                            max_length=engine.settings.chat.max_question_chars,
                         )
                         ask = gr.Button("Ask", variant="primary", elem_id="qa-ask", scale=1)
                     new = gr.Button("New conversation", elem_id="qa-new", size="sm")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from qa.engine import Engine
 from qa.errors import QAError
+from qa.records import DocumentRecord
 from qa.schema import Answer, one_line
 from qa.ui import uploads
 
@@ -121,7 +122,7 @@ class Library:
             indexed = self.engine.index.documents
             refused = {d: f for d in doc_ids
                        if d in indexed and (f := _elsewhere(indexed[d], self.uploads))}
-            origins = {d: indexed[d].get("origin", "") for d in doc_ids if d in indexed}
+            origins = {d: indexed[d].origin for d in doc_ids if d in indexed}
             removed = self.engine.remove([d for d in doc_ids if d not in refused])
             for doc_id in removed:  # the file goes once no document of it is left
                 if origins[doc_id] not in self.engine.index.files:
@@ -139,9 +140,9 @@ class Library:
         return results
 
 
-def _elsewhere(document: dict, uploads_folder: Path) -> str | None:
+def _elsewhere(document: DocumentRecord, uploads_folder: Path) -> str | None:
     """The folder an indexed document comes from when that is not the uploads folder."""
-    origin = document.get("origin") or ""
+    origin = document.origin
     if origin and Path(origin).is_relative_to(uploads_folder):
         return None
     return str(Path(origin).parent) if origin else "a folder outside the app's uploads"
