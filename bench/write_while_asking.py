@@ -63,9 +63,7 @@ def copy_in_memory(index: PassageIndex) -> PassageIndex:
     new = PassageIndex(index.settings, index.dimension)
     mappings = index.docstore._kvstore._collections_mappings
     new.docstore = SimpleDocumentStore(SimpleKVStore({k: dict(v) for k, v in mappings.items()}))
-    new.vectors = FaissStore(faiss_index=faiss.clone_index(vectors._faiss_index))
-    new.vectors._node_id_to_faiss_id_map = dict(vectors._node_id_to_faiss_id_map)
-    new.vectors._faiss_id_to_node_id_map = dict(vectors._faiss_id_to_node_id_map)
+    new.vectors = FaissStore(faiss.clone_index(vectors._index), dict(vectors._faiss_id))
     new.lexical = index.lexical  # replaced by a write (refresh_lexical), never changed
     new._lexical_stale = index._lexical_stale
     new.documents, new.files = copy.deepcopy(index.documents), copy.deepcopy(index.files)

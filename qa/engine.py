@@ -310,6 +310,12 @@ class Engine:
             turns[-1] = Turn(last, self._answer(snapshot, last, turns[:-1]).answer)
         return turns
 
+    def warm(self) -> None:
+        """Load everything a question needs (the query model, the reader's word lists) by
+        answering one, so that the first real question is as fast as a later one."""
+        if len(self._snapshot.index):
+            self.ask("What is this about?")
+
     def as_retriever(self, k: int = 5) -> BaseRetriever:
         """A `llama_index.core` `BaseRetriever` returning `NodeWithScore`s; it searches the
         generation live at each call, so it sees documents added after it was made."""

@@ -158,10 +158,15 @@ def read_question(text: str, context: Sequence[str] = ()) -> QuestionFacts:
 
 @lru_cache(maxsize=1)
 def stopwords() -> frozenset[str]:
-    """NLTK's English stopwords (the copy LlamaIndex ships)."""
-    from llama_index.core.utils import globals_helper
+    """NLTK's English stopwords: the copy llama-index-core ships (its `globals_helper`'s),
+    read from the file so that a question need not import LlamaIndex."""
+    import importlib.util
+    from pathlib import Path
 
-    return frozenset(globals_helper.stopwords)
+    spec = importlib.util.find_spec("llama_index.core")  # finds it without importing it
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    words = folder / "_static" / "nltk_cache" / "corpora" / "stopwords" / "english"
+    return frozenset(words.read_text(encoding="utf-8").split())
 
 
 @lru_cache(maxsize=1)

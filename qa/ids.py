@@ -13,10 +13,12 @@ import hashlib
 from collections.abc import Iterator
 from itertools import count, islice
 from pathlib import Path
-
-from llama_index.core.schema import Document
+from typing import TYPE_CHECKING
 
 from qa.records import DocumentRecord
+
+if TYPE_CHECKING:  # LlamaIndex is imported where a Document is made, not by a question
+    from llama_index.core.schema import Document
 
 OWN_FORMS = 6  # forms looked through for an id a file already holds
 

@@ -3,20 +3,22 @@
 LlamaIndex's `SimpleDocumentStore` keeps documents and passage nodes; a `VectorStore`
 (qa/vectors: FAISS by default, or Milvus) keeps the vectors; `LexicalIndex` (LlamaIndex's
 BM25Retriever) keeps BM25. Embedding happens once, here, at index time.
+
+Questions read the docstore's JSON as it was saved, without importing LlamaIndex (which
+takes 1.6-3 s to import, more than a whole cold question may take); the `SimpleDocumentStore`
+is built from the same data only when a write or a LlamaIndex node needs it.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import zlib
 from collections.abc import Iterable
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llama_index.core.schema import Document, ObjectType, TextNode
-from llama_index.core.storage.docstore import SimpleDocumentStore
-
-from qa.chunk import chunk_document, embed_text
 from qa.embed import Embedder
 from qa.errors import IndexDamaged, IndexInconsistent, QAError
 from qa.lexical import LexicalIndex
@@ -33,6 +35,13 @@ from qa.settings import FORMAT_VERSION, Settings
 from qa.store import MANIFEST, write_manifest
 from qa.vectors import VectorStore, load_store, new_store
 
+if TYPE_CHECKING:
+    from llama_index.core.schema import Document, TextNode
+    from llama_index.core.storage.docstore import SimpleDocumentStore
+
+DOCSTORE = "docstore.json"
+NODES = "docstore/data"  # the collection of SimpleDocumentStore's namespace "docstore"
+DOCUMENT_TYPE = "4"  # llama_index's ObjectType.DOCUMENT, as stored
 
 class PassageIndex:
     """The index's content in memory, with load/save of one generation folder."""
@@ -40,7 +49,7 @@ class PassageIndex:
     def __init__(self, settings: Settings, dimension: int) -> None:
         self.settings = settings
         self.dimension = dimension
-        self.docstore = SimpleDocumentStore()
+        self._saved: dict[str, Any] = {}  # the docstore's JSON as loaded
         self.vectors: VectorStore = new_store(settings.store or "faiss", dimension)
         self.lexical: LexicalIndex | None = None  # None while there are no passages
         self.documents: dict[str, DocumentRecord] = {}
@@ -52,28 +61,54 @@ class PassageIndex:
         """The passages held."""
         return len(self.vectors)
 
+    @cached_property
+    def docstore(self) -> SimpleDocumentStore:
+        """LlamaIndex's docstore over the same stored data (for writes and nodes)."""
+        from llama_index.core.storage.docstore import SimpleDocumentStore
+        from llama_index.core.storage.kvstore import SimpleKVStore
+
+        return SimpleDocumentStore(SimpleKVStore(self._saved or None))
+
+    def _stored(self) -> dict[str, dict[str, Any]]:
+        """Every stored node and document as its JSON, by id."""
+        if "docstore" in self.__dict__:
+            return self.docstore._kvstore._collections_mappings.get(NODES, {})
+        return self._saved.get(NODES, {})
+
+    def _data(self, node_id: str) -> dict[str, Any]:
+        try:
+            return self._stored()[node_id]["__data__"]
+        except KeyError:
+            raise KeyError(f"{node_id!r} is not in the index") from None
+
     def node(self, passage_id: str) -> TextNode:
+        """The passage as a LlamaIndex node."""
         return self.docstore.get_node(passage_id)
 
     def passage(self, passage_id: str, score: float = 0.0) -> Passage:
-        node = self.node(passage_id)
-        meta = node.metadata
+        data = self._data(passage_id)
+        meta = data["metadata"]
         return Passage(id=passage_id, doc_id=meta["doc_id"], source=meta["source"],
-                       title=meta["title"], text=node.text, start=meta["start"],
+                       title=meta["title"], text=data["text"], start=meta["start"],
                        end=meta["end"], score=score, page=meta.get("page"))
 
     def sentence_spans(self, passage_id: str) -> list[tuple[int, int]]:
         """The passage's sentences as offsets into the passage's text (from the chunker)."""
-        return [(a, b) for a, b in self.node(passage_id).metadata["sentences"]]
+        return [(a, b) for a, b in self._data(passage_id)["metadata"]["sentences"]]
 
     def document_text(self, doc_id: str) -> str:
-        return self.docstore.get_document(doc_id).text
+        return self._data(doc_id)["text"]
+
+    def document_metadata(self, doc_id: str) -> dict[str, Any]:
+        return self._data(doc_id)["metadata"]
 
     # ---- writing -----------------------------------------------------------------------
     def add_documents(
         self, docs: list[Document], embedder: Embedder, show_progress: bool = False
     ) -> int:
         """Chunk, embed and store documents (replacing any with the same doc_id)."""
+        from qa.chunk import chunk_document, embed_text
+
         self.remove_documents([d.doc_id for d in docs if d.doc_id in self.documents])
         nodes: list[TextNode] = []
         for doc in docs:
@@ -110,7 +145,7 @@ class PassageIndex:
     def refresh_lexical(self) -> None:
         """Rebuild BM25 over all passages (bm25s indexes are not incremental; it is fast)."""
         ids = [pid for record in self.documents.values() for pid in record.passages]
-        self.lexical = LexicalIndex.build([self.docstore.get_node(pid) for pid in ids])
+        self.lexical = LexicalIndex.build(ids, [self._data(pid)["text"] for pid in ids])
         self._lexical_stale = False
 
     # ---- integrity ---------------------------------------------------------------------
@@ -136,8 +171,8 @@ class PassageIndex:
         if len(self.vectors) != count or set(self.vectors.ids()) != listed.keys():
             return f"{len(self.vectors)} vectors for {count} passages"
         # the raw stored dicts: `docstore.docs` would rebuild every node object just to look
-        stored = self.docstore._kvstore.get_all(collection=self.docstore._node_collection)
-        documents = {k for k, v in stored.items() if v.get("__type__") == ObjectType.DOCUMENT}
+        stored = self._stored()
+        documents = {k for k, v in stored.items() if v.get("__type__") == DOCUMENT_TYPE}
         if documents != self.documents.keys():
             differ = sorted(documents ^ self.documents.keys())
             return f"the docstore and the documents differ on {differ[0]!r}"
@@ -145,7 +180,7 @@ class PassageIndex:
             return f"the docstore holds {len(stored) - len(documents)} passages for {count}"
         for pid, doc_id in listed.items():
             node = stored.get(pid)
-            if node is None or node.get("__type__") == ObjectType.DOCUMENT:
+            if node is None or node.get("__type__") == DOCUMENT_TYPE:
                 return f"passage {pid!r} is not in the docstore"
             if node["__data__"]["metadata"].get("doc_id") != doc_id:
                 return f"passage {pid!r} is listed by {doc_id!r} but belongs to another document"
@@ -165,7 +200,10 @@ class PassageIndex:
     def save(self, folder: Path) -> None:
         if self._lexical_stale:
             self.refresh_lexical()
-        self.docstore.persist(str(folder / "docstore.json"))
+        if "docstore" in self.__dict__:
+            self.docstore.persist(str(folder / DOCSTORE))
+        else:  # nothing changed it: the data as loaded
+            (folder / DOCSTORE).write_text(json.dumps(self._saved), encoding="utf-8")
         self.vectors.save(folder)
         if self.lexical is not None:
             self.lexical.save(folder)
@@ -189,11 +227,14 @@ class PassageIndex:
     ) -> PassageIndex:
         index = cls.__new__(cls)
         index.settings, index.dimension, index._lexical_stale = settings, dimension, False
+        index._saved = {}
         try:
             _verify_checksums(folder, manifest)
             index.documents = documents_from_json(manifest["documents"])
             index.files = files_from_json(manifest["files"])
-            index.docstore = SimpleDocumentStore.from_persist_path(str(folder / "docstore.json"))
+            index._saved = json.loads((folder / DOCSTORE).read_bytes())
+            if not isinstance(index._saved, dict) or not isinstance(index._stored(), dict):
+                raise ValueError(f"{DOCSTORE} is not a docstore")
             index.vectors = load_store(settings.store or "faiss", folder, dimension)
             expected = sum(len(r.passages) for r in index.documents.values())
             if manifest.get("passages") != expected:

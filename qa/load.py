@@ -17,12 +17,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from llama_index.core.schema import Document
+from typing import TYPE_CHECKING
 
 from qa.html_text import html_to_text
 from qa.schema import LoadError
 from qa.settings import SUPPORTED_SUFFIXES, LoadSettings
+
+if TYPE_CHECKING:  # LlamaIndex is imported where a Document is made, not by a question
+    from llama_index.core.schema import Document
 
 
 @dataclass
@@ -164,6 +166,8 @@ def load_file(file: Path, root: Path, settings: LoadSettings | None = None) -> L
 def make_document(
     doc_id: str, text: str, title: str, source: str, origin: Path | None, **meta: object
 ) -> Document:
+    from llama_index.core.schema import Document
+
     metadata = {"doc_id": doc_id, "title": title, "source": source, **meta}
     metadata["origin"] = str(origin.resolve()) if origin else ""
     metadata["hash"] = content_hash(title + "\x00" + text)  # what was indexed: a change re-embeds

@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from llama_index.core.schema import Document
+from typing import TYPE_CHECKING
 
 from qa.embed import Embedder
 from qa.ids import DocIds, rename
@@ -20,6 +19,9 @@ from qa.load import LoadResult, content_hash, load_file
 from qa.progress import progress_bar
 from qa.records import FileRecord
 from qa.schema import LoadError
+
+if TYPE_CHECKING:  # LlamaIndex is imported where a Document is made, not by a question
+    from llama_index.core.schema import Document
 
 
 @dataclass
