@@ -31,7 +31,7 @@ from qa.schema import Answer, LoadError, Passage
 from qa.settings import RetrieveSettings, Settings
 from qa.store import IndexStore
 from qa.sync import SyncReport, apply_changes, indexed_files, needs_work
-from qa.vectors import store_kind
+from qa.vectors import canonical_store
 
 if TYPE_CHECKING:
     from llama_index.core.base.base_retriever import BaseRetriever
@@ -78,8 +78,8 @@ class Engine:
         settings = settings or Settings()
         # the vector store named, else the one the index was written with, else FAISS
         spec = settings.store or self.store.recorded_store() or "faiss"
-        store_kind(spec)  # an unknown kind is refused before anything is read
-        self.settings = replace(settings, store=spec)
+        # (an unknown kind is refused before anything is read)
+        self.settings = replace(settings, store=canonical_store(spec))
         self.embedder: Embedder = make_embedder(self.settings.embed)
         self._vectors = SentenceVectors(self.embedder, self.settings.answer.sentence_cache)
         self._snapshot = self._snapshot_of(self._empty())

@@ -61,6 +61,16 @@ def store_kind(spec: str) -> str:
     return kind
 
 
+def canonical_store(spec: str) -> str:
+    """The setting as the index keeps it: a Milvus Lite file by its absolute path, so the
+    index names the same file from any working folder."""
+    if store_kind(spec) == "faiss":
+        return "faiss"
+    from qa.vectors.milvus_db import uri  # imports no pymilvus
+
+    return "milvus:" + uri(spec)
+
+
 def new_store(spec: str, dimension: int, index_root: Path | None = None) -> VectorStore:
     """An empty store of the kind `spec` names."""
     return _class(spec).empty(spec, dimension, index_root)

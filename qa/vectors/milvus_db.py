@@ -36,6 +36,11 @@ class MilvusUnavailable(QAError):
     """Milvus cannot be reached or opened (server down, Lite file held by another process)."""
 
 
+class BadStoreSetting(QAError, ValueError):
+    """A `milvus:` store setting that names no database (a QAError: the faces print it as one
+    line, and an index read with it is not called damaged)."""
+
+
 def uri(spec: str) -> str:
     """The database a `milvus:` setting names: a Lite file's absolute path, or a server URI."""
     target = spec.split(":", 1)[1].strip() if ":" in spec else ""
@@ -43,8 +48,8 @@ def uri(spec: str) -> str:
         return target.rstrip("/")
     if target.endswith(".db"):
         return str(Path(target).expanduser().resolve())
-    raise ValueError(f"the store setting {spec!r} names no Milvus database; use "
-                     "milvus:PATH.db for Milvus Lite or milvus:http://HOST:PORT for a server")
+    raise BadStoreSetting(f"the store setting {spec!r} names no Milvus database; use "
+                          "milvus:PATH.db for Milvus Lite or milvus:http://HOST:PORT for a server")
 
 
 def prefix(index_root: Path) -> str:
@@ -78,24 +83,54 @@ def _connect(uri: str):
     from pymilvus.exceptions import MilvusException
 
     logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_no_snapshot_warning)
+    logging.getLogger("pymilvus.decorators").addFilter(_no_rpc_traceback)
+    logging.getLogger("milvus_lite.server_manager").addFilter(_lite_start)
     lite = not uri.lower().startswith(SERVER_SCHEMES)
     if lite:
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    _lite_start.cause = None
     try:
         return MilvusClient(uri=uri, timeout=30)
     except MilvusException as exc:
-        if lite:
+        if not lite:
+            raise MilvusUnavailable(f"cannot reach Milvus at {uri}: {message(exc)}") from exc
+        cause = _lite_start.cause
+        if cause is None or type(cause).__name__ == "DataDirLockedError":
             raise MilvusUnavailable(
                 f"cannot open the Milvus Lite file {uri}: another process may have it open "
                 f"(Milvus Lite allows one process per file; a Milvus server allows many)"
             ) from exc
-        raise MilvusUnavailable(f"cannot reach Milvus at {uri}: {message(exc)}") from exc
+        raise MilvusUnavailable(f"cannot open the Milvus Lite file {uri}: "
+                                f"{message(cause)}") from cause
 
 
 def _no_snapshot_warning(record: logging.LogRecord) -> bool:
     """An iterator asks the server for a snapshot time, which Milvus Lite does not give, and
     pymilvus warns; our collections never change once written, so the warning says nothing."""
     return "mvccTs" not in record.getMessage()
+
+
+def _no_rpc_traceback(record: logging.LogRecord) -> bool:
+    """pymilvus logs each failed call with a traceback; the failure is raised all the same,
+    and said as one line (MilvusUnavailable)."""
+    return record.funcName != "_log_rpc_error"
+
+
+class _LiteStart(logging.Filter):
+    """Milvus Lite logs a traceback when it cannot serve a file (held by another process,
+    unreadable); the failure is said as one line (MilvusUnavailable), naming the cause kept
+    here. Connections are made one at a time (`_clients_lock`)."""
+
+    cause: BaseException | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith("Failed to start"):
+            self.cause = record.exc_info[1]
+            return False
+        return True
+
+
+_lite_start = _LiteStart()
 
 
 # ---- collections ----------------------------------------------------------------------------
@@ -134,11 +169,12 @@ def row_count(client, name: str) -> int:
     return int(client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"])
 
 
-def drop_unreferenced(client, index_root: Path, prefix: str) -> None:
-    """Drop this index root's collections that no generation folder names."""
+def drop_unreferenced(client, index_root: Path, prefix: str, keep: set[str]) -> None:
+    """Drop this index root's collections that no generation folder names, but those `keep`
+    names."""
     from pymilvus.exceptions import MilvusException
 
-    keep = _referenced(index_root)
+    keep = keep | _referenced(index_root)
     try:
         stale = [n for n in client.list_collections() if n.startswith(prefix) and n not in keep]
     except MilvusException:

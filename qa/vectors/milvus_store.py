@@ -9,7 +9,10 @@ generation keeps its additions and deletions pending on the object, searches see
 over the pending vectors), and `save(folder)` copies the collection's rows, less the deleted,
 plus the added, into a new collection named in `folder/vectors/milvus.json`. So the readers of
 the old generation see it unchanged while the next one is written. Collections of the same
-index root that no generation folder names any more are dropped on save.
+index root that no generation folder names any more, and no store of this process reads, are
+dropped on save. (A reader in another process, sharing a Milvus server, is not known: once two
+generations were written after the one it read, its questions fail until it opens the index
+again.)
 
 pymilvus is imported only when a Milvus store is used (it takes about half a second).
 """
@@ -17,7 +20,9 @@ pymilvus is imported only when a Milvus store is used (it takes about half a sec
 from __future__ import annotations
 
 import functools
+import threading
 import uuid
+import weakref
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,9 @@ _IDS_PER_FILTER = 256  # ids per `id in [...]` filter expression
 
 # tests/test_vector_stores.py reaches the database through these names
 _client, _uri = db.client, db.uri
+
+_live: weakref.WeakSet[MilvusStore] = weakref.WeakSet()  # the stores of this process
+_live_lock = threading.Lock()
 
 
 def _reported(method):
@@ -64,6 +72,8 @@ class MilvusStore:
         self._deleted: set[str] = set()  # always ids the collection holds
         self._added_matrix: np.ndarray | None = None  # rows of `_added`, built when searched
         self._stored_ids: frozenset[str] | None = None  # the collection's ids, read when asked
+        with _live_lock:
+            _live.add(self)
 
     # ---- the VectorStore interface ---------------------------------------------------------
     def __len__(self) -> int:
@@ -158,7 +168,7 @@ class MilvusStore:
             raise
         self.collection, self._count = name, count
         self._added, self._deleted, self._added_matrix, self._stored_ids = {}, set(), None, None
-        db.drop_unreferenced(client, folder.parent, prefix)
+        db.drop_unreferenced(client, folder.parent, prefix, keep=_in_use(self.uri))
 
     @classmethod
     def empty(cls, spec: str, dimension: int, index_root: Path | None = None) -> MilvusStore:
@@ -247,6 +257,14 @@ class MilvusStore:
         if self._added_matrix is None:
             self._added_matrix = np.stack(list(self._added.values()))
         return self._added_matrix
+
+
+def _in_use(uri: str) -> set[str]:
+    """The collections of a database that stores of this process read: an engine's snapshot
+    of an older generation, still answering, keeps its collection past two writes by another
+    engine of the index (other processes' readers are not known here)."""
+    with _live_lock:
+        return {s.collection for s in list(_live) if s.uri == uri and s.collection}
 
 
 # ---- small pure helpers ---------------------------------------------------------------------
