@@ -148,8 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QAError as exc:
         message = str(exc)
         if getattr(args, "index_given", False):  # the repair must name the same index
-            rebuild = "`qa index --rebuild`"
-            message = message.replace(rebuild, f"{rebuild[:-1]} --index {args.index}`")
+            for repair in ("`qa index --rebuild`", "`qa index`"):
+                message = message.replace(repair, f"{repair[:-1]} --index {args.index}`")
         print(f"qa: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -71,6 +71,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     engine = Engine.open(sources=paths, index_dir=args.index, store=args.store,
                          rebuild=args.rebuild,
                          show_progress=not args.json and sys.stderr.isatty())
+    engine.ensure_query_model()  # also when nothing changed: `qa index` repairs it
     report = engine.last_report
     if args.json:
         totals = {"documents": len(engine.index.documents), "passages": len(engine.index)}

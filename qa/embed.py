@@ -41,10 +41,42 @@ class Embedder(Protocol):
         ...
 
 
-def make_embedder(settings: EmbedSettings | None = None) -> Embedder:
-    """The embedder the settings name."""
+def make_embedder(settings: EmbedSettings | None = None, cache: Path | None = None
+                  ) -> Embedder:
+    """The embedder the settings name. With a `cache` folder and the ONNX query runtime,
+    questions are embedded by the model's ONNX export kept there (no torch)."""
     settings = settings or EmbedSettings()
-    return SentenceTransformerEmbedder(settings, model_folder(settings.model_name))
+    folder = model_folder(settings.model_name)
+    indexer = SentenceTransformerEmbedder(settings, folder)
+    if cache is None or settings.query_runtime != "onnx" or not exportable(folder):
+        return indexer
+    return OnnxQueryEmbedder(indexer, Path(cache) / QUERY_MODELS / f"{_slug(folder)}.onnx")
+
+
+QUERY_MODELS = "query-model"  # in the cache (qa/home.py): one ONNX export per model
+RECREATE = "`qa index`"  # what writes a missing or stale export again
+
+
+def exportable(folder: Path) -> bool:
+    """Whether the ONNX query path reproduces the model: Transformer, mean Pooling, and at
+    most Normalize (read from its config files, without loading it)."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        pooling_path = next(m["path"] for m in modules if m["type"].endswith("Pooling"))
+        pooling = json.loads((folder / pooling_path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, StopIteration):
+        return False
+    modes = [k for k, v in pooling.items() if k.startswith("pooling_mode") and v is True]
+    return (kinds[:2] == ["Transformer", "Pooling"] and set(kinds[2:]) <= {"Normalize"}
+            and modes == ["pooling_mode_mean_tokens"])
+
+
+def _slug(folder: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(str(folder).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{folder.name}-{digest}"
 
 
 def model_folder(name: str) -> Path:
@@ -128,6 +160,52 @@ class SentenceTransformerEmbedder:
                 show_progress_bar=show_progress,
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class OnnxQueryEmbedder:
+    """Indexing through sentence-transformers (torch, loaded when first needed), questions
+    through the model's ONNX export: a cold question then takes well under a second, where
+    importing torch and sentence-transformers alone took 6-8 s."""
+
+    def __init__(self, indexer: SentenceTransformerEmbedder, onnx_file: Path) -> None:
+        self.indexer = indexer
+        self.onnx_file = onnx_file
+        self.name = indexer.name
+
+    @property
+    def dimension(self) -> int:
+        return self.indexer.dimension
+
+    @cached_property
+    def _queries(self):
+        from qa.onnx_model import OnnxQueryEncoder
+
+        return OnnxQueryEncoder(self.onnx_file, self.indexer.folder, RECREATE,
+                                threads=self.indexer.settings.query_threads)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.indexer.count_tokens(texts)
+
+    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        return self.indexer.encode(texts, show_progress)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._queries.encode_queries(list(texts))
+
+    def ensure_query_model(self) -> bool:
+        """Export the query model when it is missing, damaged or from another model; whether
+        it was written."""
+        from qa.onnx_model import OnnxQueryEncoder, export
+
+        try:
+            OnnxQueryEncoder(self.onnx_file, self.indexer.folder, RECREATE)
+            return False
+        except QAError:
+            export(self.indexer.folder, self.onnx_file, model=self.indexer.model)
+            self.__dict__.pop("_queries", None)
+            return True
 
 
 @contextmanager

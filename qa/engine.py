@@ -21,7 +21,7 @@ from qa.answer import compose
 from qa.chat import Resolution, Turn
 from qa.embed import Embedder, SentenceVectors, make_embedder
 from qa.errors import BadQuestion, IndexDamaged, IndexLocked
-from qa.home import default_index, seeds_dir
+from qa.home import cache_dir, default_index, seeds_dir
 from qa.index import PassageIndex
 from qa.load import discover
 from qa.read import Reader, Reading, make_reader
@@ -80,7 +80,7 @@ class Engine:
         spec = settings.store or self.store.recorded_store() or "faiss"
         # (an unknown kind is refused before anything is read)
         self.settings = replace(settings, store=canonical_store(spec))
-        self.embedder: Embedder = make_embedder(self.settings.embed)
+        self.embedder: Embedder = make_embedder(self.settings.embed, cache_dir())
         self._vectors = SentenceVectors(self.embedder, self.settings.answer.sentence_cache)
         self._snapshot = self._snapshot_of(self._empty())
         self._writer = threading.Lock()  # writers of this process; other processes: the file lock
@@ -242,6 +242,12 @@ class Engine:
                 self._commit(index)
         return removed
 
+    def ensure_query_model(self) -> bool:
+        """Write the query model's ONNX export when it is missing, damaged or stale (the
+        first index build does; `qa index` repairs it); whether it was written."""
+        ensure = getattr(self.embedder, "ensure_query_model", None)
+        return bool(ensure and ensure())
+
     def _commit(self, index: PassageIndex) -> None:
         """Write `index` as the new generation, then let questions read it."""
         with self.store.new_generation() as folder:
@@ -249,6 +255,7 @@ class Engine:
             index.save(folder)
         self.store.write_files(index.files)
         self.store.write_store(self.settings.store)
+        self.ensure_query_model()
         fingerprint = self.settings.index_fingerprint()
         self._snapshot = self._snapshot_of(index, self.store.current(), fingerprint)
 

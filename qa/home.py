@@ -2,6 +2,7 @@
 
 The home folder: `QA_HOME` if set; else the qa checkout when run from inside it (its `index/`
 and `data/`, as the README's commands expect); else `$XDG_DATA_HOME/qa` or `~/.local/share/qa`.
+The cache (`cache_dir`) holds what can be made again, such as the query model's ONNX export.
 """
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ def default_index() -> Path:
 
 def default_data() -> Path:
     return home() / "data"
+
+
+def cache_dir() -> Path:
+    """What qa derives once per machine and can make again (the embedding model's ONNX
+    export): `QA_CACHE`, else `$XDG_CACHE_HOME/qa` or `~/.cache/qa`."""
+    if os.environ.get("QA_CACHE"):
+        return Path(os.environ["QA_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qa"
 
 
 def seeds_dir() -> Path:

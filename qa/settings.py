@@ -42,6 +42,9 @@ class EmbedSettings:
     # The packaged MiniLM, or the folder of any local sentence-transformers model; a change
     # rebuilds the index.
     model_name: str = PACKAGED_MODEL
+    # "onnx": questions go through the model's ONNX export (no torch on the query path;
+    # a model the export cannot reproduce, e.g. CLS pooling, uses "torch"); or "torch"
+    query_runtime: str = "onnx"
     batch_size: int = 64
     index_threads: int = 2  # measured: 22 vs 12 passages/s for 2 vs 1 threads on 2 cores
     query_threads: int = 1  # measured: one query embeds in ~10 ms either way; 1 thread is

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# The query model's ONNX export (qa/home.py cache_dir): written once for every test and the
+# processes they start, never in the user's own cache.
+os.environ.setdefault("QA_CACHE", os.path.join(tempfile.gettempdir(), "qa-test-cache"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
