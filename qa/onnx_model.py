@@ -330,6 +330,9 @@ class OnnxQueryEncoder:
             raise self._fail(self.onnx_file, f"unreadable ({error.strerror})") from None
 
     def _open_session(self, path: str, threads: int):
+        # onnxruntime 1.32 writes a device id under ~/.cache/Microsoft on import and can send
+        # telemetry; qa keeps everything on the machine (before its first import, or it is late)
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         import onnxruntime as ort
 
         options = ort.SessionOptions()

@@ -83,7 +83,7 @@ def test_passages_fit_the_embedder_window(request, engine_name):
     """<= 120 words, and title + passage within the model's 256 word pieces (with [CLS]/[SEP]),
     counted by the model's own tokenizer: nothing is silently truncated."""
     engine = request.getfixturevalue(engine_name)
-    model = engine.embedder.model
+    model = getattr(engine.embedder, "indexer", engine.embedder).model  # sentence-transformers
     assert model.max_seq_length == 256
     for p in all_passages(engine):
         node = engine.index.node(p.id)
