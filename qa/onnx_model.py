@@ -33,6 +33,7 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT = "last_hidden_state"
 DEFAULT_RECREATE = "qa index --rebuild"
 MIN_COSINE = 0.9999  # export checks its own output against sentence-transformers'
+BATCH = 8  # texts per run, sorted by length
 _HASHED_BELOW = 4 * 1024 * 1024  # source files smaller than this are hashed, larger ones stat'ed
 _CHUNK = 1 << 20
 
@@ -371,17 +372,27 @@ class OnnxQueryEncoder:
 
     # -- encoding ---------------------------------------------------------------------------------
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit float32 vectors, shape (len(texts), dimension)."""
+        """Unit float32 vectors, shape (len(texts), dimension). Texts of like length run
+        together, so that a short one is not padded to the longest of all (a question's 32
+        sentences of SciFact took 1.2 s in one batch)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        feed = _batch(self._tokenizer, list(texts))
+        lengths = [sum(e.attention_mask) for e in self._tokenizer.encode_batch(list(texts))]
+        order = sorted(range(len(texts)), key=lengths.__getitem__)
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), BATCH):
+            rows = order[start : start + BATCH]
+            vectors[rows] = self._run([texts[i] for i in rows])
+        return vectors
+
+    def _run(self, texts: list[str]) -> np.ndarray:
+        feed = _batch(self._tokenizer, texts)
         (hidden,) = self._session.run([OUTPUT], feed)
         mask = feed["attention_mask"][:, :, None].astype(np.float32)
         summed = (hidden * mask).sum(axis=1)
         pooled = summed / np.clip(mask.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        vectors = pooled / np.clip(norms, 1e-12, None)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        return pooled / np.clip(norms, 1e-12, None)
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode_queries([text])[0]
