@@ -6,11 +6,12 @@
 
 A store is part of one index generation: `save(folder)` writes it as that generation's
 vectors, and `load_store(folder, ...)` reads back what a generation holds. Adding a store is
-one module here with a class following `VectorStore`, plus its name in `_KINDS`.
+one module here with a class following `VectorStore`, plus its line in `_KINDS`.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -82,14 +83,12 @@ def load_store(spec: str, folder: Path, dimension: int) -> VectorStore:
 
 
 def _class(spec: str):
-    kind = store_kind(spec)
-    if kind == "faiss":
-        from qa.vectors.faiss_store import FaissStore
-
-        return FaissStore
-    from qa.vectors.milvus_store import MilvusStore
-
-    return MilvusStore
+    module, name = _KINDS[store_kind(spec)].split(":")
+    return getattr(importlib.import_module(module), name)  # only the store in use is imported
 
 
-_KINDS = ("faiss", "milvus")
+# The stores a setting can name: kind -> "module:class"
+_KINDS = {
+    "faiss": "qa.vectors.faiss_store:FaissStore",
+    "milvus": "qa.vectors.milvus_store:MilvusStore",
+}
