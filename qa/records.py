@@ -7,6 +7,7 @@ reads back what `to_dict` wrote.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from functools import cache
 from typing import Any
 
 
@@ -57,8 +58,13 @@ class FileRecord:
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"a {cls.__name__} is not an object")
-    names = {f.name for f in fields(cls)}
+    names = _field_names(cls)
     return {k: v for k, v in data.items() if k in names}
+
+
+@cache
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls))  # once: a large index has many records
 
 
 def documents_to_json(documents: dict[str, DocumentRecord]) -> dict[str, dict[str, Any]]:
