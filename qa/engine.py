@@ -26,7 +26,7 @@ from qa.index import PassageIndex
 from qa.load import discover
 from qa.read import Reader, Reading, make_reader
 from qa.records import FileRecord
-from qa.retrieve import WeightedQuery, search
+from qa.retrieve import WeightedQuery, embedded, search
 from qa.schema import Answer, LoadError, Passage
 from qa.settings import RetrieveSettings, Settings
 from qa.store import IndexStore
@@ -293,9 +293,9 @@ class Engine:
     def _answer(self, snapshot: Snapshot, question: str, turns: Sequence[Turn]) -> Trace:
         """The one query path: the conversation -> search -> read -> answer."""
         resolution = chat.resolve(question, turns, self.settings.chat)
-        passages = self._search(snapshot, resolution.queries, self.settings.answer.passages)
-        reading = snapshot.reader.read(resolution.facts, resolution.queries, passages,
-                                       resolution.avoid)
+        queries = embedded(resolution.queries, self.embedder)  # once, for search and reading
+        passages = self._search(snapshot, queries, self.settings.answer.passages)
+        reading = snapshot.reader.read(resolution.facts, queries, passages, resolution.avoid)
         answer = compose(question, resolution.standalone, reading, passages,
                          self.settings.answer)
         return Trace(resolution, passages, reading, answer)

@@ -19,7 +19,7 @@ scores the weighted sum of its fused scores. `search` is the one way in: `Engine
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,10 +33,20 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class WeightedQuery:
-    """A text searched on behalf of the question, and its share of the evidence."""
+    """A text searched on behalf of the question, and its share of the evidence; `vector`,
+    once embedded, so that search and reading embed it once between them."""
 
     text: str
     weight: float = 1.0
+    vector: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+def embedded(queries: Sequence[WeightedQuery], embedder: Embedder) -> tuple[WeightedQuery, ...]:
+    """The queries with their vectors (one model call for those that lack one)."""
+    missing = [q.text for q in queries if q.vector is None]
+    vectors = iter(embedder.encode_queries(missing) if missing else [])
+    return tuple(q if q.vector is not None else replace(q, vector=next(vectors))
+                 for q in queries)
 
 
 @dataclass(frozen=True)
@@ -58,7 +68,8 @@ def search(
     several, a passage missing from one search's top counts with that search's lowest score."""
     if len(index) == 0 or not queries:
         return []
-    vectors = embedder.encode_queries([q.text for q in queries])
+    queries = embedded(queries, embedder)
+    vectors = [q.vector for q in queries]
     if len(queries) == 1:
         return _hybrid(index, vectors[0], queries[0].text, k, settings)
     depth = max(k, settings.fused_depth)
