@@ -46,10 +46,10 @@ def test_a_cold_question_imports_neither_torch_nor_llamaindex(seed_index_dir, ca
 
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
 def test_a_damaged_query_model_is_one_line_and_qa_index_repairs_it(
-        seed_index_dir, cache, tmp_path, damage):
+        seed_index_dir, seed_engine, cache, tmp_path, damage):
     index_dir = tmp_path / "index"
     shutil.copytree(seed_index_dir, index_dir)
-    (model,) = (cache / "query-model").glob("*.onnx")
+    model = cache / "query-model" / seed_engine.embedder.onnx_file.name  # this model's export
     if damage == "truncate":
         model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
     else:
