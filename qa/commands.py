@@ -211,7 +211,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          store=args.store,
                          show_progress=sys.stderr.isatty())
     _print_problems(engine.last_report)
-    engine.warm()  # ready when the URL is printed: the first question is as fast as the next
+    engine.warm()  # loaded before the port opens: no client meets a cold engine
     allow = None  # neither flag: the page may change the index on a loopback bind only
     if args.allow_changes or args.read_only:
         allow = args.allow_changes

@@ -142,9 +142,6 @@ class SentenceTransformerEmbedder:
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         return self._encode(texts, self.settings.index_threads, show_progress)
 
-    def encode_query(self, text: str) -> np.ndarray:
-        return self.encode_queries([text])[0]
-
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, self.settings.query_threads, False)
 
@@ -190,17 +187,15 @@ class OnnxQueryEmbedder:
         return self.indexer.encode(texts, show_progress)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
         return self._queries.encode_queries(list(texts))
 
     def ensure_query_model(self) -> bool:
         """Export the query model when it is missing, damaged or from another model; whether
-        it was written."""
-        from qa.onnx_model import OnnxQueryEncoder, export
+        it was written. A loaded one is kept for the questions."""
+        from qa.onnx_model import export
 
         try:
-            OnnxQueryEncoder(self.onnx_file, self.indexer.folder, RECREATE)
+            self._queries  # noqa: B018 (loading it checks it)
             return False
         except QAError:
             export(self.indexer.folder, self.onnx_file, model=self.indexer.model)

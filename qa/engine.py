@@ -26,7 +26,7 @@ from qa.index import PassageIndex
 from qa.load import discover
 from qa.read import Reader, Reading, make_reader
 from qa.records import FileRecord
-from qa.retrieve import WeightedQuery, embedded, search
+from qa.retrieve import Hit, WeightedQuery, embedded, search
 from qa.schema import Answer, LoadError, Passage
 from qa.settings import RetrieveSettings, Settings
 from qa.store import IndexStore
@@ -274,7 +274,7 @@ class Engine:
     def retrieve(self, question: str, k: int = 5) -> list[Passage]:
         """The k passages that best answer the question, best first."""
         query = WeightedQuery(clean_question(question, self.settings.chat.max_question_chars))
-        return self._search(self._snapshot, [query], k)
+        return self._passages(self._snapshot, [query], k)
 
     def ask(self, question: str, history: Sequence[str | Answer] = ()) -> Answer:
         """The answer to a question, after the earlier questions (or Answers) of a chat:
@@ -294,16 +294,20 @@ class Engine:
         """The one query path: the conversation -> search -> read -> answer."""
         resolution = chat.resolve(question, turns, self.settings.chat)
         queries = embedded(resolution.queries, self.embedder)  # once, for search and reading
-        passages = self._search(snapshot, queries, self.settings.answer.passages)
+        passages = self._passages(snapshot, queries, self.settings.answer.passages)
         reading = snapshot.reader.read(resolution.facts, queries, passages, resolution.avoid)
         answer = compose(question, resolution.standalone, reading, passages,
                          self.settings.answer)
         return Trace(resolution, passages, reading, answer)
 
-    def _search(
-        self, snapshot: Snapshot, queries: Sequence[WeightedQuery], k: int
-    ) -> list[Passage]:
-        hits = search(snapshot.index, self.embedder, queries, k, self.settings.retrieve)
+    def _search(self, snapshot: Snapshot, queries: Sequence[WeightedQuery], k: int,
+                retrieve: RetrieveSettings | None = None) -> list[Hit]:
+        return search(snapshot.index, self.embedder, queries, k,
+                      retrieve or self.settings.retrieve)
+
+    def _passages(self, snapshot: Snapshot, queries: Sequence[WeightedQuery], k: int
+                  ) -> list[Passage]:
+        hits = self._search(snapshot, queries, k)
         return [snapshot.index.passage(hit.passage_id, hit.score) for hit in hits]
 
     def _turns(self, snapshot: Snapshot, history: Sequence[str | Answer]) -> list[Turn]:
@@ -337,8 +341,7 @@ class Engine:
         `retrieve`: other retrieval settings than the engine's (evaluation baselines)."""
         snapshot = self._snapshot
         query = WeightedQuery(clean_question(question, self.settings.chat.max_question_chars))
-        hits = search(snapshot.index, self.embedder, [query], k,
-                      retrieve or self.settings.retrieve)
+        hits = self._search(snapshot, [query], k, retrieve)
         return [(snapshot.index.node(h.passage_id), h.score) for h in hits]
 
     def passage(self, passage_id: str, score: float = 0.0) -> Passage:

@@ -10,7 +10,6 @@ names, which line is a heading, which sentence piece continues the one before it
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -136,9 +135,8 @@ class QuestionFacts:
     opener: bool  # opens as a follow-up does ("and", "what about", "why")
 
 
-def read_question(text: str, context: Sequence[str] = ()) -> QuestionFacts:
-    """The facts of `text`; `context`: other texts it is searched with, whose names and
-    numbers count among its key words."""
+def read_question(text: str) -> QuestionFacts:
+    """The facts of `text`."""
     words = [w.lower() for w in WORD.findall(text)]
     stop = stopwords()
     content = [w for w in words if w not in stop and w not in ANAPHORA]
@@ -147,7 +145,7 @@ def read_question(text: str, context: Sequence[str] = ()) -> QuestionFacts:
         kind=expected_type(text),
         counted=tuple(counted_words(text)),
         role=role_asked(text),
-        key_words=tuple(w for t in (text, *context) for w in key_words(t)),
+        key_words=tuple(key_words(text)),
         words=frozenset(words),
         length=len(text.split()),
         content_words=len(content),

@@ -99,9 +99,6 @@ class PassageIndex:
     def document_text(self, doc_id: str) -> str:
         return self._data(doc_id)["text"]
 
-    def document_metadata(self, doc_id: str) -> dict[str, Any]:
-        return self._data(doc_id)["metadata"]
-
     # ---- writing -----------------------------------------------------------------------
     def add_documents(
         self, docs: list[Document], embedder: Embedder, show_progress: bool = False

@@ -30,7 +30,7 @@ from qa import english
 from qa.embed import SentenceVectors
 from qa.english import QuestionFacts
 from qa.index import PassageIndex
-from qa.retrieve import WeightedQuery
+from qa.retrieve import WeightedQuery, embedded
 from qa.schema import Passage
 from qa.settings import AnswerSettings
 
@@ -226,12 +226,9 @@ class SentenceReader:
         befores = [b if s.window_cosine and b is not None and not b.heading else None
                    for b in befores]
         windows = [f"{b.text} {c.text}" if b else c.text for c, b in zip(found, befores)]
-        texts = [*(c.text for c in found), *windows]
-        if all(q.vector is not None for q in queries):  # embedded once, for the search
-            query_vecs = np.stack([q.vector for q in queries])
-            vecs = self.vectors.encode([], texts)[1]
-        else:
-            query_vecs, vecs = self.vectors.encode([q.text for q in queries], texts)
+        queries = embedded(queries, self.vectors.embedder)  # a no-op after the search
+        query_vecs = np.stack([q.vector for q in queries])
+        vecs = self.vectors.encode([], [*(c.text for c in found), *windows])[1]
         sent_vecs = vecs[: len(found)]
         total = sum(q.weight for q in queries) or 1.0
         q_weights = np.asarray([q.weight / total for q in queries], dtype=np.float32)

@@ -48,7 +48,7 @@ def ranking(engine: Engine, question: str) -> list[tuple[str, float]]:
 
 def test_reopening_an_unchanged_index_embeds_nothing(seed_index_dir, seed_engine, embedded):
     before = {q: ranking(seed_engine, q) for q in QUESTIONS}
-    embedded.clear()  # the questions themselves go through encode_query, not here
+    embedded.clear()  # the questions themselves go through encode_queries, not here
     reopened = Engine.open(sources=[SEEDS], index_dir=seed_index_dir)
     assert embedded == []
     assert reopened.last_report.passages_embedded == 0

@@ -254,8 +254,8 @@ def _status(results: list[FileResult]) -> str:
 
 def _first_call(url: str, question: str = "What is this about?") -> None:
     """Ask the app one question over its own HTTP API before anyone else does: Gradio's first
-    call of an endpoint took 0.4-1.2 s more than later ones (measured by bench/cold_start.py)
-    with the engine already warm. A failure here only leaves the first question slower."""
+    call of an endpoint took 0.4-1.2 s more than later ones (bench/cold_start.py), with the
+    engine already warm. A failure here only leaves the first question slower."""
     import json
     import urllib.request
 
