@@ -79,7 +79,7 @@ def bench_indexing(corpus: list[Path], limit: int | None, workdir: Path) -> dict
     n = len(index)
     texts = [
         embed_text(index.node(p).metadata["embed_title"], index.node(p).text)
-        for p in index.lexical.ids
+        for p in index.ids_of(index.keys()).values()
     ]
     t = time.perf_counter()
     engine.embedder.encode(texts)
@@ -113,8 +113,10 @@ def bench_retrieve(index_dir: Path, sources: list[Path], questions: list[str]) -
     # LlamaIndex's default: SimpleVectorStore + BM25Retriever fused by QueryFusionRetriever,
     # over the same passages and the same vectors (no re-embedding).
     index = engine.index
-    ids = index.lexical.ids
-    vectors = index.vectors.fetch(ids)
+    keys = index.keys()
+    names = index.ids_of(keys)
+    ids = [names[int(k)] for k in keys]
+    vectors = index.vectors.fetch(keys)
     nodes = []
     for pid, vec in zip(ids, vectors):
         node = index.node(pid)

@@ -72,29 +72,19 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/bench/scifact")
     parser.add_argument("--split", default="train")
     parser.add_argument("--index", default=".cache/bench/scifact-index")
-    parser.add_argument("--bm25-title", action="store_true",
-                        help="BM25 over title + text instead of the index's BM25 (text only)")
     args = parser.parse_args()
     data = Path(args.data)
     engine = Engine.open(sources=[data / "corpus.jsonl"], index_dir=args.index, show_progress=True)
     index = engine.index
-    lexical = index.lexical  # BM25 coverage, one row per passage (qa/lexical.py)
-    rows = lexical.ids
-    matrix = index.vectors.fetch(rows)
+    lexical = index.lexical  # BM25 coverage (qa/lexical.py)
+    keys = index.keys()  # one row per passage
+    names = index.ids_of(keys)
+    rows = [names[int(k)] for k in keys]
+    matrix = index.vectors.fetch(keys)
     doc_names = sorted(index.documents)
     doc_pos = {d: i for i, d in enumerate(doc_names)}
     doc_of_row = np.asarray([doc_pos[index.node(r).metadata["doc_id"]] for r in rows])
     queries, qrels = read_queries(data, args.split)
-    if args.bm25_title:  # BM25 over the title and the text, as the embedder sees them
-        from llama_index.core.schema import TextNode
-
-        from qa.chunk import embed_text
-        from qa.lexical import LexicalIndex
-
-        nodes = [index.node(r) for r in rows]
-        titled = [TextNode(id_=n.id_, text=embed_text(n.metadata["embed_title"], n.text))
-                  for n in nodes]
-        lexical = LexicalIndex.build(titled)  # its rows in the same order
     t = time.time()
     qvecs = engine.embedder.encode(list(queries.values()))
     print(f"{len(queries)} {args.split} queries, {len(rows)} passages, "
@@ -109,7 +99,9 @@ def main() -> None:
 
     for (qid, text), qvec in zip(queries.items(), qvecs):
         cos = matrix @ qvec
-        cov = lexical.coverage(text)
+        covered, values = lexical.coverage(text)
+        cov = np.zeros(len(keys))
+        cov[np.searchsorted(keys, covered)] = values
         rels = qrels[qid]
         for w in weights:
             score(f"convex w={w:.2f}", w * cos + (1 - w) * cov, rels)

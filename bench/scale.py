@@ -74,6 +74,7 @@ NOTE = ("Ferry timetable {i}\n\nThe ferry to island {i} leaves at {hour} o'clock
         "northern pier, weather permitting. Tickets are sold on board, and bicycles travel "
         "free of charge on the morning crossing.\n")
 RECALL_K = 10
+SEED = 0  # `--sizes seed`: the seed article's index
 
 
 # ---- small helpers ---------------------------------------------------------------------
@@ -251,43 +252,40 @@ class Phases:
         setattr(owner, attr, new)
 
     def install(self) -> None:
-        from llama_index.core.storage.docstore import SimpleDocumentStore
-
         import qa.chunk
         import qa.engine
         import qa.index
-        import qa.store
+        import qa.postings
+        import qa.segments
+        import qa.sync
+        from qa.db import Database
         from qa.engine import Engine
         from qa.index import PassageIndex
-        from qa.lexical import LexicalIndex
         from qa.store import IndexStore
         from qa.vectors.faiss_store import FaissStore
 
         for owner, attr, label in [
             (qa.engine, "discover", "discover files"),
             (qa.engine, "needs_work", "needs_work (stat)"),
-            (Engine, "_working_copy", "working copy: read generation"),
-            (PassageIndex, "load", "  PassageIndex.load"),
-            (qa.index, "_verify_checksums", "    verify checksums"),
-            (qa.index, "load_store", "    FaissStore.load"),
-            (LexicalIndex, "load", "    LexicalIndex.load"),
-            (PassageIndex, "problem", "    PassageIndex.problem (also in check)"),
+            (Engine, "_open", "open index (read or write)"),
+            (qa.segments, "verify", "  verify segments"),
+            (qa.index, "load_store", "  FaissStore.load"),
             (qa.engine, "apply_changes", "apply_changes"),
+            (qa.sync, "_changed_files", "  changed files (stat, hash)"),
+            (qa.sync, "load_file", "  load files"),
             (PassageIndex, "add_documents", "  add_documents"),
             (qa.chunk, "chunk_document", "    chunk_document"),
+            (PassageIndex, "_term_ids", "    BM25 terms"),
             (PassageIndex, "remove_documents", "  remove_documents"),
-            (PassageIndex, "docstore", "  SimpleDocumentStore from loaded JSON"),
             (Engine, "_commit", "commit"),
             (PassageIndex, "check", "  check"),
-            (PassageIndex, "save", "  save"),
-            (PassageIndex, "refresh_lexical", "    BM25 rebuild (refresh_lexical)"),
-            (LexicalIndex, "build", "      LexicalIndex.build"),
-            (SimpleDocumentStore, "persist", "    docstore persist"),
-            (FaissStore, "save", "    FaissStore.save"),
-            (LexicalIndex, "save", "    LexicalIndex.save"),
-            (qa.index, "checksums", "    checksums (also in load)"),
-            (qa.store, "_fsync_tree", "  fsync generation"),
+            (qa.index, "merge", "  BM25 segment (merge)"),
+            (FaissStore, "save", "  FaissStore.save"),
+            (qa.segments, "fsync_tree", "  fsync segment"),
+            (qa.segments, "sums", "  segment checksums"),
+            (Database, "commit", "  SQLite commit"),
             (IndexStore, "write_files", "  write files.json"),
+            (Engine, "_read_current", "  open the committed index"),
         ]:
             self.wrap(owner, attr, label)
 
@@ -503,7 +501,7 @@ def worker(corpus: Path, index_dir: Path, work: Path, cache_dir: Path, rounds: i
                passage_vector_misses=embedder.misses)
     out["peak_rss_mb"] = mb(status_kb("VmHWM"))  # the store's: before recall and ask
 
-    out.update(recall(engine.index.vectors, embedder, questions))
+    out.update(recall(engine.index, embedder, questions))
     try:
         engine.ask(questions[0])  # warm: the ONNX query model, the reader's word lists
         asks = []
@@ -524,8 +522,6 @@ def warm_imports() -> None:
     the build time is the index's, the same for any size (`imports_before_build_s`)."""
     import bm25s  # noqa: F401
     import llama_index.core.schema  # noqa: F401
-    import llama_index.retrievers.bm25  # noqa: F401
-    from llama_index.core.storage.docstore import SimpleDocumentStore  # noqa: F401
 
     from qa.chunk import _punkt, split_sentences
     from qa.lexical import _stemmer
@@ -540,11 +536,13 @@ def mean_phases(runs: list[dict[str, float]]) -> dict[str, float]:
     return {n: sum(run.get(n, 0.0) for run in runs) / len(runs) for n in names}
 
 
-def recall(vectors, embedder: CachedEmbedder, questions: list[str]) -> dict:
-    """FaissStore.search's top 10 against numpy's exact top 10 over every stored vector."""
-    ids = list(vectors.ids())
-    row = {pid: i for i, pid in enumerate(ids)}
-    matrix = vectors.fetch(ids)
+def recall(index, embedder: CachedEmbedder, questions: list[str]) -> dict:
+    """The vector store's top 10 against numpy's exact top 10 over every stored vector."""
+    vectors = index.vectors
+    keys = np.asarray([k for (k,) in index.db.rows("SELECT key FROM passages ORDER BY key")])
+    row = {int(k): i for i, k in enumerate(keys)}
+    matrix = np.concatenate([vectors.fetch(keys[i:i + 100_000])
+                             for i in range(0, len(keys), 100_000)])
     hits, strict, searches = [], [], []
     for q in questions:
         query = embedder.encode_queries([q])[0]
@@ -554,8 +552,8 @@ def recall(vectors, embedder: CachedEmbedder, questions: list[str]) -> dict:
         exact = matrix @ query
         top = np.argpartition(-exact, RECALL_K)[:RECALL_K]
         kth = float(exact[top].min())
-        hits.append(sum(float(exact[row[pid]]) >= kth - 1e-5 for pid in got) / RECALL_K)
-        strict.append(len(set(got) & {ids[i] for i in top}) / RECALL_K)
+        hits.append(sum(float(exact[row[int(k)]]) >= kth - 1e-5 for k in got) / RECALL_K)
+        strict.append(len({int(k) for k in got} & {int(keys[i]) for i in top}) / RECALL_K)
     return {"recall_at_10": float(np.mean(hits)), "recall_at_10_same_ids": float(np.mean(strict)),
             "dense_search_p50_ms": pct(searches, 50) * 1000,
             "dense_search_p95_ms": pct(searches, 95) * 1000}
@@ -590,7 +588,11 @@ def measure(size: int, docs: list[dict], opts) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"scale-{size}-", dir=opts.workdir))
     try:
         corpus, index_dir = work / "corpus", work / "index"
-        n_docs, planned = write_corpus(docs, size, corpus)
+        if size == SEED:  # the seed article, as qa ships it: the baseline of add-one
+            shutil.copytree(ROOT / "seeds", corpus)
+            n_docs, planned = 1, None
+        else:
+            n_docs, planned = write_corpus(docs, size, corpus)
         print(f"scale: {size}: {n_docs} documents, {planned} passages in "
               f"{len(list(corpus.iterdir()))} files", file=sys.stderr, flush=True)
         common = ["--cache", str(opts.cache), "--rounds", str(opts.rounds),
@@ -599,6 +601,7 @@ def measure(size: int, docs: list[dict], opts) -> dict:
         result = child(["--stage", "worker", "--corpus", str(corpus), "--index", str(index_dir),
                         "--work", str(work), *common])
         result["size"] = size
+        planned = result["passages"] if planned is None else planned
         if (result["passages"], result["documents"]) != (planned, n_docs):
             raise SystemExit(f"scale: {n_docs} documents of {planned} passages were written, "
                              f"{result['documents']} of {result['passages']} indexed")
@@ -651,7 +654,8 @@ def table(results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000",
-                        help="passage counts, comma-separated (default 10000,100000)")
+                        help="passage counts, comma-separated (default 10000,100000); `seed`: "
+                             "the seed article's index (14 passages)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--queries", type=int, default=100, help="SciFact test queries timed")
     parser.add_argument("--asks", type=int, default=20, help="of them, also asked (`ask`)")
@@ -688,7 +692,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(open_once(opts.corpus, opts.index)))
         return
 
-    sizes = sorted(int(s.replace("_", "")) for s in opts.sizes.split(",") if s.strip())
+    sizes = sorted(SEED if s.strip() == "seed" else int(s.replace("_", ""))
+                   for s in opts.sizes.split(",") if s.strip())
     if max(sizes) >= 1_000_000 and not opts.force:
         raise SystemExit("scale: 1M passages takes tens of GB and hours here; add --force")
     if not os.environ.get("QA_CACHE"):

@@ -4,10 +4,8 @@
     .venv/bin/python bench/write_while_asking.py --index IX --index IX2   # built by `qa index`
 
 Each index is copied to a temporary folder first; the copy is what changes. For each one:
-  - a write's working copy: reading the live generation from disk, as `Engine` does, against
-    copying the index in memory (measured only);
-  - `engine.add([one small file])`: the median of --adds adds, each of a new small file (every
-    add writes a whole new generation);
+  - `engine.add([one small file])`: the median of --adds adds, each of a new small file (each
+    add writes one SQLite transaction and one small segment);
   - question latency, median and 95th percentile, with no write and while an add runs in a
     thread (questions started while the write was in progress).
 """
@@ -15,7 +13,6 @@ Each index is copied to a temporary folder first; the copy is what changes. For 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import shutil
 import statistics
@@ -25,8 +22,6 @@ import time
 from pathlib import Path
 
 from qa import Engine
-from qa.index import PassageIndex
-from qa.vectors.faiss_store import FaissStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,34 +45,12 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
-def copy_in_memory(index: PassageIndex) -> PassageIndex:
-    """The other way a write could get its own copy: duplicate the live index in memory (its
-    FAISS vectors; a Milvus store lives outside the process)."""
-    import faiss
-    from llama_index.core.storage.docstore import SimpleDocumentStore
-    from llama_index.core.storage.kvstore import SimpleKVStore
-
-    vectors = index.vectors
-    if not isinstance(vectors, FaissStore):
-        raise TypeError(f"only a FAISS store is copied in memory, not {type(vectors).__name__}")
-    new = PassageIndex(index.settings, index.dimension)
-    mappings = index.docstore._kvstore._collections_mappings
-    new.docstore = SimpleDocumentStore(SimpleKVStore({k: dict(v) for k, v in mappings.items()}))
-    new.vectors = FaissStore(faiss.clone_index(vectors._index), dict(vectors._faiss_id))
-    new.lexical = index.lexical  # replaced by a write (refresh_lexical), never changed
-    new._lexical_stale = index._lexical_stale
-    new.documents, new.files = copy.deepcopy(index.documents), copy.deepcopy(index.files)
-    return new
-
-
 def measure(index_dir: Path, work: Path, adds: int, rounds: int) -> dict:
     engine = Engine.open(sources=None, index_dir=index_dir)
     asked = questions()
     for q in asked:  # warm: model, sentence cache
         engine.ask(q)
     idle = [timed(engine.ask, q) for _ in range(rounds) for q in asked]
-    from_disk = statistics.median(timed(engine._working_copy) for _ in range(3))
-    in_memory = statistics.median(timed(copy_in_memory, engine.index) for _ in range(3))
 
     def note(name: str, i: int) -> Path:
         path = work / f"{name}-{i}.txt"
@@ -102,8 +75,6 @@ def measure(index_dir: Path, work: Path, adds: int, rounds: int) -> dict:
     return {
         "passages": len(engine.index),
         "documents": len(engine.index.documents),
-        "copy from disk s": from_disk,
-        "copy in memory s": in_memory,
         "add one small file s (median)": statistics.median(add_alone),
         "ask, no write: median s": statistics.median(idle),
         "ask, no write: p95 s": p95(idle),

@@ -193,13 +193,18 @@ def _node(doc: Document, embed_title: str, group: list[Sentence]) -> TextNode:
         "embed_title": embed_title,
         "sentences": [[s.start - start, s.end - start] for s in group],
     }
+    return passage_node(f"{doc_id}#{start}", doc.text[start:end], metadata)
+
+
+def passage_node(passage_id: str, text: str, metadata: dict) -> TextNode:
+    """A passage as a LlamaIndex node, its chunker metadata hidden from embedder and LLM."""
     hidden = ["doc_id", "start", "end", "page", "embed_title", "sentences"]
     node = TextNode(
-        id_=f"{doc_id}#{start}",
-        text=doc.text[start:end],
+        id_=passage_id,
+        text=text,
         metadata=metadata,
         excluded_embed_metadata_keys=[*hidden, "title", "source"],
         excluded_llm_metadata_keys=hidden,
     )
-    node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=doc_id)
+    node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=metadata["doc_id"])
     return node

@@ -1,15 +1,16 @@
 """The one Python API every face calls: open an index over sources, search it, ask it.
 
-Questions and writes run at the same time. What a question reads is one `Snapshot`: an index
-generation with its reader, never changed once made. A write (one at a time)
-builds the next generation on its own copy, commits it, and only then points the engine at a
-new snapshot; a question that already took the old one reads it to its end.
+Questions and writes run at the same time. What a question reads is one `Snapshot`: the
+index as one committed state (a SQLite read transaction and the segments it names) with its
+reader, never changed once made. A write (one at a time) changes the index in its own
+transaction, commits it, and only then points the engine at a new snapshot; a question that
+already took the old one reads it to its end.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -20,17 +21,18 @@ from qa import chat
 from qa.answer import compose
 from qa.chat import Resolution, Turn
 from qa.embed import Embedder, SentenceVectors, make_embedder
-from qa.errors import BadQuestion, IndexDamaged, IndexLocked
+from qa.errors import IndexDamaged, IndexLocked
 from qa.home import cache_dir, default_index, seeds_dir
 from qa.index import PassageIndex
 from qa.load import discover
+from qa.questions import clean_history, clean_question
 from qa.read import Reader, Reading, make_reader
 from qa.records import FileRecord
 from qa.retrieve import Hit, WeightedQuery, embedded, search
 from qa.schema import Answer, LoadError, Passage
 from qa.settings import RetrieveSettings, Settings
 from qa.store import IndexStore
-from qa.sync import SyncReport, apply_changes, indexed_files, needs_work
+from qa.sync import SyncReport, apply_changes, indexed_files, needs_work, remove_documents
 from qa.vectors import canonical_store
 
 if TYPE_CHECKING:
@@ -49,13 +51,12 @@ class Snapshot:
         settings: Settings,
         vectors: SentenceVectors,
         generation: Path | None = None,
-        fingerprint: str | None = None,
     ) -> None:
         self.index = index
         self.settings = settings
         self.vectors = vectors
-        self.generation = generation  # the folder it was read from or written to
-        self.fingerprint = fingerprint  # the settings it was built with
+        self.generation = generation  # the folder it was read from
+        self.fingerprint = index.fingerprint  # the settings it was built with
 
     @cached_property
     def reader(self) -> Reader:
@@ -121,37 +122,41 @@ class Engine:
             snapshot.fingerprint != self.settings.index_fingerprint()
         )
 
-    def _snapshot_of(
-        self, index: PassageIndex, generation: Path | None = None, fingerprint: str | None = None
-    ) -> Snapshot:
-        return Snapshot(index, self.settings, self._vectors, generation, fingerprint)
+    def _snapshot_of(self, index: PassageIndex, generation: Path | None = None) -> Snapshot:
+        return Snapshot(index, self.settings, self._vectors, generation)
 
     def _empty(self) -> PassageIndex:
-        return PassageIndex(self.settings, self.embedder.dimension)
+        return PassageIndex.open(None, self.settings, self.embedder.dimension)
 
-    def _read_current(self) -> Snapshot:
+    def _open(self, generation: Path | None, write: bool = False, checked: bool = True
+              ) -> PassageIndex:
+        """`checked`: also the checks that read whole files (a write and the read after it
+        check sizes and structure only; see qa/segments.py)."""
+        return PassageIndex.open(generation, self.settings, self.embedder.dimension, write,
+                                 checked)
+
+    def _read_current(self, checked: bool = True) -> Snapshot:
         """The generation CURRENT names, read from disk."""
         for attempt in range(3):
             generation = self.store.current()
             try:
-                return self._read(generation)
+                return self._read(generation, checked)
             except IndexDamaged:
-                # a writer may have swapped generations and removed this one mid-read
-                if attempt == 2 or self.store.current() == generation:
+                # a writer may have swapped generations, or merged segments, mid-read
+                if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
-    def _read(self, generation: Path | None) -> Snapshot:
+    def _read(self, generation: Path | None, checked: bool = True) -> Snapshot:
         if generation is None:
             return self._snapshot_of(self._empty())
-        manifest = self.store.read_manifest(generation)
-        fingerprint = manifest.get("fingerprint")
-        if fingerprint != self.settings.index_fingerprint():
-            index = self._empty()  # to be rebuilt by the caller
-        else:
-            index = PassageIndex.load(generation, manifest, self.settings,
-                                      self.embedder.dimension)
-        return self._snapshot_of(index, generation, fingerprint)
+        index = self._open(generation, checked=checked)
+        if index.fingerprint != self.settings.index_fingerprint():
+            index.close()  # built with other settings: to be rebuilt by the caller
+            snapshot = self._snapshot_of(self._empty(), generation)
+            snapshot.fingerprint = index.fingerprint
+            return snapshot
+        return self._snapshot_of(index, generation)
 
     # ---- updating ----------------------------------------------------------------------
     @property
@@ -175,13 +180,6 @@ class Engine:
         finally:
             self._writer.release()
 
-    def _working_copy(self) -> PassageIndex:
-        """The live generation for a write to change, never the one questions are reading:
-        read again from disk, which also takes in what another process committed. (Measured
-        by bench/write_while_asking.py on 2,768 SciFact passages: 0.57 s, where a copy in
-        memory takes 0.02 s, beside 1.9 s for the whole add of one small file.)"""
-        return self._read_current().index
-
     def sync(
         self,
         sources: Iterable[str | Path],
@@ -194,8 +192,8 @@ class Engine:
         Unchanged files (same size and mtime, or same content hash) are not read again and
         nothing of them is re-embedded; a changed file's documents are re-embedded alone; a
         file that disappeared from a source folder has its documents removed (`prune`).
-        Questions go on meanwhile, answered from the generation before; a failed update
-        leaves that generation in place.
+        Questions go on meanwhile, answered from the state before; a failed update leaves
+        that state in place.
         """
         sources = [Path(s) for s in sources]
         rebuild = rebuild or self.stale
@@ -210,14 +208,13 @@ class Engine:
             previous = self._indexed_files() if rebuild else {}
             if rebuild:
                 found += indexed_files(previous, exclude={f.resolve() for f, _ in found})
-                index = self._empty()
-            else:
-                index = self._working_copy()
-            apply_changes(
-                index, found, sources, report, self.embedder, show_progress, previous, prune
-            )
-            if report.changed:
-                self._commit(index)
+
+            def change(index: PassageIndex) -> bool:
+                apply_changes(index, found, sources, report, self.embedder, show_progress,
+                              previous, prune)
+                return report.changed
+
+            self._write(change, fresh=rebuild)
         return report
 
     def _indexed_files(self) -> dict[str, FileRecord]:
@@ -232,14 +229,14 @@ class Engine:
 
     def remove(self, doc_ids: Sequence[str]) -> list[str]:
         """Remove documents by doc_id; returns the ones that were indexed."""
+        removed: list[str] = []
+
+        def change(index: PassageIndex) -> bool:
+            removed.extend(remove_documents(index, doc_ids))
+            return bool(removed)
+
         with self._writing():
-            index = self._working_copy()
-            removed = index.remove_documents(doc_ids)
-            for record in index.files.values():
-                record.doc_ids = [d for d in record.doc_ids if d not in removed]
-            index.files = {k: v for k, v in index.files.items() if v.doc_ids}
-            if removed:
-                self._commit(index)
+            self._write(change)
         return removed
 
     def ensure_query_model(self) -> bool:
@@ -248,16 +245,41 @@ class Engine:
         ensure = getattr(self.embedder, "ensure_query_model", None)
         return bool(ensure and ensure())
 
-    def _commit(self, index: PassageIndex) -> None:
-        """Write `index` as the new generation, then let questions read it."""
-        with self.store.new_generation() as folder:
-            index.check()  # nothing is swapped in unless it holds together
-            index.save(folder)
-        self.store.write_files(index.files)
+    def _write(self, change: Callable[[PassageIndex], bool], fresh: bool = False) -> None:
+        """Run `change` on the index opened to write, and commit it when it changed
+        something; `fresh`: on a new, empty generation swapped in whole (a rebuild)."""
+        generation = None if fresh else self.store.current()
+        if generation is not None:
+            index = self._open(generation, write=True, checked=False)
+            try:
+                if change(index):
+                    self._commit(index)
+            finally:
+                index.close()
+            return
+        try:
+            with self.store.new_generation() as folder:
+                index = self._open(folder, write=True)
+                try:
+                    if not change(index):
+                        raise _Unchanged
+                    self._commit(index, swapped=True)
+                finally:
+                    index.close()
+        except _Unchanged:
+            return
+        self._snapshot = self._read_current()
+
+    def _commit(self, index: PassageIndex, swapped: bool = False) -> None:
+        """Commit a write, then let questions read it (`swapped`: once its generation is
+        swapped in)."""
+        files = {origin: index.files[origin] for origin in index.files}
+        index.commit()  # checks first: nothing is committed unless it holds together
+        self.store.write_files(files)
         self.store.write_store(self.settings.store)
         self.ensure_query_model()
-        fingerprint = self.settings.index_fingerprint()
-        self._snapshot = self._snapshot_of(index, self.store.current(), fingerprint)
+        if not swapped:
+            self._snapshot = self._read_current(checked=False)
 
     # ---- reading -----------------------------------------------------------------------
     # Each read takes the current snapshot once and uses only it, so a write swapping in the
@@ -362,38 +384,5 @@ class Engine:
         return [(passage.start + a, passage.start + b) for a, b in spans]
 
 
-def clean_question(question: str, limit: int) -> str:
-    if not isinstance(question, str) or not question.strip():
-        raise BadQuestion("the question is empty; type a question")
-    return _cut(question, limit)
-
-
-def clean_history(history: Sequence[str | Answer], turns: int, limit: int) -> list[str | Answer]:
-    """The last `turns` earlier turns that hold a question, each cut like the question: the
-    chat reads only the last few, so a long or huge history costs what a short one does."""
-    if isinstance(history, str) or not isinstance(history, Sequence):
-        raise BadQuestion("the history must be a list of earlier questions, oldest first")
-    for n, item in enumerate(history, 1):
-        if not isinstance(item, (str, Answer)):
-            raise BadQuestion(
-                f"history item {n} is a {type(item).__name__}, not a question; the history is "
-                "a list of earlier questions, oldest first"
-            )
-    kept: list[str | Answer] = []
-    for item in reversed(history):
-        if len(kept) == turns:
-            break
-        if isinstance(item, Answer):
-            if item.question.strip():
-                cut = item.question[:limit]
-                kept.append(item if cut == item.question else replace(item, question=cut))
-        elif text := _cut(item, limit):
-            kept.append(text)
-    return kept[::-1]
-
-
-def _cut(text: str, limit: int) -> str:
-    """Whitespace runs made one space, cut to `limit` characters; a word has at least one
-    character, so no more words than that are split off, however long the text."""
-    words = text.split(maxsplit=limit)[:limit]
-    return " ".join(words)[:limit]
+class _Unchanged(Exception):
+    """A fresh generation that nothing was written to: it is not swapped in."""

@@ -10,7 +10,7 @@ are its own, so ids do not depend on the order sources are named in later runs.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from itertools import count, islice
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,29 +26,42 @@ OWN_FORMS = 6  # forms looked through for an id a file already holds
 class DocIds:
     """Which file (by origin, its absolute path) holds each doc_id during one update."""
 
-    def __init__(self, documents: dict[str, DocumentRecord], previous: dict[str, list[str]]
-                 ) -> None:
-        """`documents`: the index's documents now; `previous`: origin -> the ids each file
-        being indexed held before (on a rebuild, from the index it replaces)."""
-        self.owner = {doc_id: record.origin for doc_id, record in documents.items()}
-        for origin, doc_ids in previous.items():
-            for doc_id in doc_ids:
-                self.owner.setdefault(doc_id, origin)
+    def __init__(self, documents: Mapping[str, DocumentRecord],
+                 previous: dict[str, list[str]]) -> None:
+        """`documents`: the index's documents now (read as needed); `previous`: origin ->
+        the ids each file being indexed held before (on a rebuild, from the index it
+        replaces)."""
+        self._documents = documents
+        self._claimed: dict[str, str] = {}
+        self._previous: dict[str, str] = {}
+        for origin, ids in previous.items():
+            for doc_id in ids:
+                self._previous.setdefault(doc_id, origin)
+
+    def claimed_by(self, doc_id: str) -> str | None:
+        """The file that took the id in this update, if one did."""
+        return self._claimed.get(doc_id)
+
+    def owner(self, doc_id: str) -> str | None:
+        if doc_id in self._claimed:
+            return self._claimed[doc_id]
+        record = self._documents.get(doc_id)
+        return record.origin if record is not None else self._previous.get(doc_id)
 
     def choose(self, doc: Document, file: Path, root: Path, origin: str, mine: set[str]) -> str:
         """The id `doc` gets: one its file held already, else the first form nobody holds.
         `mine`: ids already given to other documents of the same file in this update."""
         forms = candidates(doc.doc_id, file, root)
         for doc_id in islice(forms, OWN_FORMS):
-            if self.owner.get(doc_id) == origin and doc_id not in mine:
+            if self.owner(doc_id) == origin and doc_id not in mine:
                 return doc_id
         for doc_id in candidates(doc.doc_id, file, root):
-            if doc_id not in self.owner and doc_id not in mine:
+            if self.owner(doc_id) is None and doc_id not in mine:
                 return doc_id
         raise AssertionError("unreachable: the numbered forms never end")
 
     def claim(self, doc_id: str, origin: str) -> None:
-        self.owner[doc_id] = origin
+        self._claimed[doc_id] = origin
 
 
 def candidates(base: str, file: Path, root: Path) -> Iterator[str]:

@@ -1,9 +1,10 @@
-"""BM25 over the passages, as absolute scores.
+"""BM25 over the passages, as absolute scores, from the segments' term counts.
 
-Built with LlamaIndex's `BM25Retriever` (bm25s, English stopwords, PyStemmer) and saved in
-bm25s's own files. A question reads those files and scores with numpy alone: the same
-arithmetic as bm25s's `get_scores_from_ids` (tests/test_lexical.py checks they agree), without
-importing LlamaIndex or bm25s, which would cost a cold question more than its whole budget.
+Lucene's BM25 as bm25s computes it for LlamaIndex's `BM25Retriever` (k1 1.5, b 0.75, bm25s's
+English stopwords, PyStemmer), scored with numpy over the postings of every segment
+(qa/postings.py) with the document frequencies and average length of the moment, so that a
+write adds a segment instead of rebuilding BM25 (tests/test_lexical.py checks the scores
+equal bm25s's over the same passages). Terms are looked up by id in the index's SQLite file.
 
 `coverage` is a passage's BM25 score over the largest BM25 score any passage could reach for
 the question (the sum of the question terms' IDFs, Lucene's BM25 term factor being < 1): how
@@ -13,17 +14,16 @@ weighs a question's terms by the same IDFs (`idf`, `tokenize`).
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
-FOLDER = "bm25"
+from qa.postings import Postings
+
 TOKEN = re.compile(r"(?u)\b\w\w+\b")  # LlamaIndex's BM25Retriever's token_pattern
-_ARRAYS = ("data", "indices", "indptr")  # bm25s's score matrix, one column per term
+K1, B = 1.5, 0.75  # bm25s's defaults, as BM25Retriever builds it
 
 
 def bm25_idf(doc_freq: np.ndarray, n_docs: int) -> np.ndarray:
@@ -38,6 +38,14 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
+def bm25_stopwords() -> list[str]:
+    """bm25s's English stopwords, which BM25Retriever strips; a write keeps them in the index,
+    so that a question does not import bm25s."""
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return list(STOPWORDS_EN)
+
+
 def tokenize(texts: Iterable[str], stopwords: Iterable[str] = ()) -> list[list[str]]:
     """Texts as BM25 sees them: lower case, words of two or more characters, less
     `stopwords`, stemmed (bm25s.tokenize's steps, in its order)."""
@@ -50,105 +58,89 @@ def tokenize(texts: Iterable[str], stopwords: Iterable[str] = ()) -> list[list[s
     return out
 
 
+class Vocabulary:
+    """Term -> id, looked up on demand (a large index has millions of terms)."""
+
+    def __init__(self, lookup: Callable[[Iterable[str]], dict[str, int]]) -> None:
+        self._lookup = lookup
+        self._known: dict[str, int | None] = {}
+
+    def ids(self, terms: Iterable[str]) -> dict[str, int]:
+        terms = list(terms)
+        missing = [t for t in terms if t not in self._known]
+        if missing:
+            found = self._lookup(missing)
+            for term in missing:
+                self._known[term] = found.get(term)
+        return {t: i for t in terms if (i := self._known[t]) is not None}
+
+    def __contains__(self, term: str) -> bool:
+        return bool(self.ids([term]))
+
+
 class LexicalIndex:
-    """One BM25 row per passage, `ids[row]` naming its passage."""
+    """BM25 over the live rows of every segment."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], vocab: dict[str, int], ids: list[str],
-                 params: dict, stopwords: list[str]) -> None:
-        self.data, self.indices, self.indptr = (arrays[k] for k in _ARRAYS)
+    def __init__(self, segments: Sequence[Postings], vocab: Vocabulary, n_terms: int,
+                 stopwords: Sequence[str]) -> None:
+        self.segments = list(segments)
         self.vocab = vocab
-        self.ids = ids
-        self.params = params  # bm25s's, saved with the matrix
-        self.n_docs = int(params["num_docs"])
-        self.stopwords = stopwords  # what a question's words are stripped of, as at build
-        self.row = {pid: i for i, pid in enumerate(ids)}
-        self.doc_freq = np.diff(self.indptr).astype(np.float64)
+        self.stopwords = list(stopwords)  # what a question's words are stripped of
+        gone = [s.gone() for s in self.segments]
+        dead = np.concatenate([g.keys for g in gone]) if gone else np.zeros(0, np.int64)
+        self.n_docs = sum(len(s.keys) for s in self.segments) - len(dead)
+        total = sum(int(np.asarray(s.lengths, dtype=np.int64).sum()) for s in self.segments)
+        total -= sum(int(g.lengths.astype(np.int64).sum()) for g in gone)
+        self.avg_length = total / self.n_docs if self.n_docs else 1.0
+        self.doc_freq = np.zeros(n_terms, dtype=np.int64)
+        for segment, g in zip(self.segments, gone):
+            self.doc_freq += segment.doc_freq(n_terms)
+            self.doc_freq -= np.bincount(g.terms, minlength=n_terms)[:n_terms]
+        # each segment's rows that later writes removed
+        self.dead = [np.isin(s.keys, dead) if len(dead) else None for s in self.segments]
 
-    @classmethod
-    def build(cls, ids: Sequence[str], texts: Sequence[str]) -> LexicalIndex | None:
-        """BM25 over the passages' texts; None when there are none."""
-        if not ids:
-            return None
-        from llama_index.core.schema import TextNode
-        from llama_index.retrievers.bm25 import BM25Retriever
-
-        nodes = [TextNode(id_=pid, text=text) for pid, text in zip(ids, texts)]
-        try:
-            with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 when no row has a word
-                bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=1).bm25
-        except ValueError:
-            if any(tokenize(texts, _bm25_stopwords())):
-                raise
-            # Not one searchable word in any passage (only punctuation, numbers, stopwords):
-            # bm25s cannot build an empty vocabulary, so every row gets the empty token,
-            # which no question ever contains.
-            bm25 = _wordless_bm25(len(ids))
-        arrays = {k: np.asarray(bm25.scores[k]) for k in _ARRAYS}
-        params = {"k1": bm25.k1, "b": bm25.b, "delta": bm25.delta, "method": bm25.method,
-                  "idf_method": bm25.idf_method, "dtype": bm25.dtype,
-                  "int_dtype": bm25.int_dtype, "num_docs": int(bm25.scores["num_docs"]),
-                  "backend": "numpy"}
-        return cls(arrays, dict(bm25.vocab_dict), list(ids), params, _bm25_stopwords())
-
-    def save(self, folder: Path) -> None:
-        """bm25s's own file layout (`bm25s.BM25.load` reads it), the row order and the
-        stopwords; not the retriever's copy of every passage, which the docstore holds."""
-        where = folder / FOLDER
-        where.mkdir(parents=True, exist_ok=True)
-        for name, array in zip(_ARRAYS, (self.data, self.indices, self.indptr)):
-            np.save(where / f"{name}.csc.index.npy", array)
-        files = {"vocab.index.json": self.vocab, "params.index.json": self.params,
-                 "ids.json": self.ids, "stopwords.json": self.stopwords}
-        for name, value in files.items():
-            (where / name).write_text(json.dumps(value), encoding="utf-8")
-
-    @classmethod
-    def load(cls, folder: Path) -> LexicalIndex:
-        where = folder / FOLDER
-        arrays = {k: np.load(where / f"{k}.csc.index.npy") for k in _ARRAYS}
-        read = {name: json.loads((where / f"{name}.json").read_text(encoding="utf-8"))
-                for name in ("vocab.index", "params.index", "ids", "stopwords")}
-        params = read["params.index"]
-        if params.get("method") != "lucene" or params.get("idf_method") != "lucene":
-            raise ValueError(f"BM25 variant {params.get('method')!r}; qa writes lucene's")
-        return cls(arrays, read["vocab.index"], read["ids"], params, read["stopwords"])
+    def __len__(self) -> int:
+        return self.n_docs
 
     def tokenize(self, texts: Sequence[str], stopwords: Iterable[str] = ()) -> list[list[str]]:
         return tokenize(texts, stopwords)
 
     def idf(self, token: str) -> float:
-        df = self.doc_freq[self.vocab[token]] if token in self.vocab else 0.0
-        return float(bm25_idf(np.asarray(df), max(self.n_docs, 1)))
+        term = self.vocab.ids([token]).get(token)
+        df = self.doc_freq[term] if term is not None and term < len(self.doc_freq) else 0
+        return float(bm25_idf(np.asarray(df, dtype=np.float64), max(self.n_docs, 1)))
 
-    def scores(self, token_ids: Sequence[int]) -> np.ndarray:
-        """BM25 of every row for these term ids (bm25s's sum of the terms' columns)."""
-        out = np.zeros(self.n_docs, dtype=self.data.dtype)
-        if len(token_ids):
-            columns = [slice(self.indptr[t], self.indptr[t + 1]) for t in token_ids]
-            np.add.at(out, np.concatenate([self.indices[c] for c in columns]),
-                      np.concatenate([self.data[c] for c in columns]))
-        return out
+    def term_ids(self, text: str) -> list[int]:
+        """The text's BM25 term ids, repeats kept (as bm25s scores a question)."""
+        tokens = tokenize([text], self.stopwords)[0]
+        ids = self.vocab.ids(tokens)
+        return [ids[t] for t in tokens if t in ids and ids[t] < len(self.doc_freq)]
 
-    def coverage(self, question: str) -> np.ndarray:
-        """Coverage in [0, 1) of every row."""
-        ids = [self.vocab[t] for t in tokenize([question], self.stopwords)[0] if t in self.vocab]
-        if not ids:
-            return np.zeros(len(self.ids))
-        raw = self.scores(ids)
-        ceiling = float(bm25_idf(self.doc_freq[ids], self.n_docs).sum())
-        return raw / ceiling if ceiling > 0 else np.zeros_like(raw)
+    def scores(self, term_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, BM25) of every live row holding at least one of the terms."""
+        keys, values = [], []
+        if not term_ids or not self.n_docs:
+            return np.zeros(0, np.int64), np.zeros(0)
+        idf = bm25_idf(self.doc_freq[term_ids].astype(np.float64), self.n_docs)
+        for segment, dead in zip(self.segments, self.dead):
+            out = np.zeros(len(segment.keys))
+            norm = K1 * ((1 - B) + B * np.asarray(segment.lengths) / self.avg_length)
+            for term, weight in zip(term_ids, idf):
+                if term >= segment.terms:
+                    continue
+                span = slice(segment.indptr[term], segment.indptr[term + 1])
+                rows, tf = segment.rows[span], segment.tf[span]
+                out[rows] += weight * tf / (tf + norm[rows])
+            if dead is not None:
+                out[dead] = 0.0
+            hit = np.flatnonzero(out)
+            keys.append(np.asarray(segment.keys)[hit])
+            values.append(out[hit])
+        return np.concatenate(keys), np.concatenate(values)
 
-
-def _bm25_stopwords() -> list[str]:
-    from bm25s.stopwords import STOPWORDS_EN
-
-    return list(STOPWORDS_EN)
-
-
-def _wordless_bm25(rows: int):
-    import bm25s
-    from bm25s.tokenization import Tokenized
-
-    bm25 = bm25s.BM25()
-    bm25.index(Tokenized(ids=[[0]] * rows, vocab={"": 0}), show_progress=False)
-    return bm25
+    def coverage(self, question: str) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, coverage in (0, 1)) of the live rows that hold a question term."""
+        ids = self.term_ids(question)
+        keys, raw = self.scores(ids)
+        ceiling = float(bm25_idf(self.doc_freq[ids].astype(np.float64), self.n_docs).sum())
+        return (keys, raw / ceiling) if ceiling > 0 else (keys[:0], raw[:0])

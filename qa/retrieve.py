@@ -71,43 +71,42 @@ def search(
     queries = embedded(queries, embedder)
     vectors = [q.vector for q in queries]
     if len(queries) == 1:
-        return _hybrid(index, vectors[0], queries[0].text, k, settings)
-    depth = max(k, settings.fused_depth)
-    results = [_hybrid(index, v, q.text, depth, settings) for q, v in zip(queries, vectors)]
-    totals: dict[str, np.ndarray] = {}
-    for query, hits in zip(queries, results):
-        floor = _signals(hits[-1]) if hits else np.zeros(3)
-        scores = {h.passage_id: _signals(h) for h in hits}
-        for pid in {h.passage_id for r in results for h in r}:
-            totals[pid] = totals.get(pid, 0.0) + query.weight * scores.get(pid, floor)
-    best = sorted(totals, key=lambda pid: -totals[pid][0])[:k]
-    return [Hit(pid, *(float(x) for x in totals[pid])) for pid in best]
-
-
-def _signals(hit: Hit) -> np.ndarray:
-    return np.asarray([hit.score, hit.cosine, hit.coverage])
+        found = _hybrid(index, vectors[0], queries[0].text, k, settings)
+    else:
+        depth = max(k, settings.fused_depth)
+        results = [_hybrid(index, v, q.text, depth, settings) for q, v in zip(queries, vectors)]
+        totals: dict[int, np.ndarray] = {}
+        keys = {key for r in results for key in r}
+        for query, hits in zip(queries, results):
+            floor = list(hits.values())[-1] if hits else np.zeros(3)
+            for key in keys:
+                totals[key] = totals.get(key, 0.0) + query.weight * hits.get(key, floor)
+        best = sorted(totals, key=lambda key: -totals[key][0])[:k]
+        found = {key: totals[key] for key in best}
+    ids = index.ids_of(found)
+    return [Hit(ids[key], *(float(x) for x in signals)) for key, signals in found.items()]
 
 
 def _hybrid(
     index: PassageIndex, query: np.ndarray, text: str, k: int, settings: RetrieveSettings
-) -> list[Hit]:
-    """Dense and BM25 candidates of one search, fused."""
+) -> dict[int, np.ndarray]:
+    """Dense and BM25 candidates of one search, fused: passage key -> (fused, cosine,
+    coverage), best first."""
     n = max(k, settings.candidates)
-    dense_ids, _ = index.vectors.search(query, n)
-    lexical = index.lexical
-    coverage_all = lexical.coverage(text) if lexical is not None else np.zeros(0)
-    lexical_rows = [int(r) for r in top_rows(coverage_all, n) if coverage_all[r] > 0]
-    candidates = list(dict.fromkeys(dense_ids + [lexical.ids[r] for r in lexical_rows]))
+    dense_keys, _ = index.vectors.search(query, n)
+    lexical_keys, coverage_all = index.lexical.coverage(text)
+    top = top_rows(coverage_all, n)
+    candidates = np.asarray(list(dict.fromkeys([*dense_keys.tolist(),
+                                                 *lexical_keys[top].tolist()])), dtype=np.int64)
     cosine = index.vectors.fetch(candidates) @ query.astype(np.float32)
-    coverage = np.asarray(
-        [coverage_all[lexical.row[c]] for c in candidates] if lexical is not None
-        else np.zeros(len(candidates))
-    )
-    fused = fuse(cosine, coverage, settings.dense_weight)
+    covered = np.zeros(len(candidates))  # BM25 keys come in ascending order
+    at = np.searchsorted(lexical_keys, candidates)
+    hit = at < len(lexical_keys)
+    hit[hit] = lexical_keys[at[hit]] == candidates[hit]
+    covered[hit] = coverage_all[at[hit]]
+    fused = fuse(cosine, covered, settings.dense_weight)
     order = np.argsort(-fused, kind="stable")[:k]
-    return [
-        Hit(candidates[i], float(fused[i]), float(cosine[i]), float(coverage[i])) for i in order
-    ]
+    return {int(candidates[i]): np.asarray([fused[i], cosine[i], covered[i]]) for i in order}
 
 
 def top_rows(scores: np.ndarray, n: int) -> np.ndarray:

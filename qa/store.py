@@ -2,11 +2,13 @@
 
 Layout:
     index/CURRENT        the name of the live generation (replaced atomically)
-    index/gen-<n>/       manifest.json, docstore.json, vectors/, bm25/
+    index/gen-<n>/       qa.sqlite and segments/ (qa/index.py)
+    index/files.json     the indexed files, also kept outside the generation
     index/.lock          held by the one writer
 
-A build writes a new `gen-<n>.tmp` folder, renames it to `gen-<n>`, then points CURRENT at it,
-so a crash at any moment leaves the previous generation loadable.
+A write changes the live generation in one SQLite transaction. A build or rebuild writes a
+new `gen-<n>.tmp` folder, renames it to `gen-<n>`, then points CURRENT at it, so a crash at
+any moment leaves the previous generation loadable.
 """
 
 from __future__ import annotations
@@ -15,25 +17,19 @@ import json
 import os
 import re
 import shutil
-import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock, Timeout
 
 from qa.errors import IndexDamaged, IndexLocked
-from qa.records import FileRecord, files_from_json, files_to_json
+from qa.records import FileRecord, files_from_json
 
 CURRENT = "CURRENT"
-MANIFEST = "manifest.json"
 # The indexed files, also kept beside the generations: a rebuild of a damaged one still knows them.
 FILES = "files.json"
 STORE = "STORE"  # the vector store the index uses (Settings.store), beside the generations
-REQUIRED_KEYS = {"format", "fingerprint", "documents", "files"}  # in every format version
 GENERATION = re.compile(r"gen-\d{6,}")
-SUMMED = re.compile(rb'\{"checksum": "([0-9a-f]{8})", ')  # leads the manifest's bytes
-SUMMED_SINCE = 4  # the first format whose manifests carry their checksum
 
 
 class IndexStore:
@@ -57,17 +53,6 @@ class IndexStore:
             raise self.damaged("CURRENT names a missing folder")
         return self.root / name
 
-    def read_manifest(self, generation: Path) -> dict[str, Any]:
-        try:
-            data = (generation / MANIFEST).read_bytes()
-            manifest = json.loads(data.decode("utf-8"))
-            if not isinstance(manifest, dict) or not REQUIRED_KEYS <= manifest.keys():
-                raise ValueError("not a manifest")
-            _verify_manifest(data, manifest)
-            return manifest
-        except (OSError, ValueError) as exc:
-            raise self.damaged(f"{MANIFEST}: {exc.__class__.__name__}") from exc
-
     def damaged(self, why: str) -> IndexDamaged:
         return IndexDamaged(f"index at {self.root} is damaged ({why}); run `qa index --rebuild`")
 
@@ -88,8 +73,10 @@ class IndexStore:
             lock.release()
 
     def write_files(self, files: dict[str, FileRecord]) -> None:
-        """Keep the live generation's `files` beside it too (replaced atomically)."""
-        _write_atomic(self.root / FILES, json.dumps(files_to_json(files)))
+        """Keep where the live generation's files are beside it too (replaced atomically):
+        enough for a rebuild to find them again when the generation is damaged."""
+        listed = {origin: {"root": r.root, "in_folder": r.in_folder} for origin, r in files.items()}
+        _write_atomic(self.root / FILES, json.dumps(listed))
 
     def write_store(self, spec: str) -> None:
         """Record which vector store the index uses, for opens that do not name one."""
@@ -103,13 +90,19 @@ class IndexStore:
             return None
 
     def indexed_files(self) -> dict[str, FileRecord]:
-        """The files the index holds (origin -> record): the live generation's list, or when
-        that cannot be read, the copy kept beside it; empty when neither can be read."""
+        """The files the index holds (origin -> record): the live generation's, or when
+        that cannot be read, the list kept beside it; empty when neither can be read."""
+        from qa.db import Database
+
         try:
             generation = self.current()
             if generation is not None:
-                return files_from_json(self.read_manifest(generation)["files"])
-        except (IndexDamaged, OSError, KeyError, TypeError, ValueError, AttributeError):
+                db = Database(generation)
+                try:
+                    return {o: db.file(o) for o in db.file_origins()}
+                finally:
+                    db.close()
+        except (IndexDamaged, OSError):
             pass
         try:
             return files_from_json(json.loads((self.root / FILES).read_text(encoding="utf-8")))
@@ -144,34 +137,6 @@ class IndexStore:
         for old in self.root.glob("gen-*"):
             if old.name != name and not old.name.endswith(".tmp"):
                 shutil.rmtree(old, ignore_errors=True)
-
-
-def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    """The manifest as JSON led by the CRC-32 of the rest of its bytes, which hold the
-    checksums of every other file: a change anywhere in a generation is found on load."""
-    body = json.dumps(manifest).encode("utf-8")
-    head = b'{"checksum": "%08x", ' % zlib.crc32(body[1:])
-    (folder / MANIFEST).write_bytes(head + body[1:])
-
-
-def _verify_manifest(data: bytes, manifest: dict[str, Any]) -> None:
-    match = SUMMED.match(data)
-    manifest.pop("checksum", None)
-    if match is None:
-        if not _written_before_checksums(manifest):
-            raise ValueError("no checksum")
-    elif int(match.group(1), 16) != zlib.crc32(data[match.end() :]):
-        raise ValueError("checksum does not match")
-
-
-def _written_before_checksums(manifest: dict[str, Any]) -> bool:
-    """Whether both the format and the fingerprint say the manifest predates checksums
-    (such an index is rebuilt on opening, its fingerprint being another)."""
-    try:
-        formats = (manifest["format"], json.loads(manifest["fingerprint"])["format"])
-    except (TypeError, ValueError, KeyError):
-        return False
-    return all(isinstance(f, int) and f < SUMMED_SINCE for f in formats)
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -8,6 +8,7 @@ nothing in the index.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,10 +16,12 @@ from typing import TYPE_CHECKING
 from qa.embed import Embedder
 from qa.ids import DocIds, rename
 from qa.index import PassageIndex
-from qa.load import LoadResult, content_hash, load_file
+from qa.load import content_hash, load_file
 from qa.progress import progress_bar
 from qa.records import FileRecord
 from qa.schema import LoadError
+
+EMBED_BATCH = 2000  # documents read before they are embedded and stored
 
 if TYPE_CHECKING:  # LlamaIndex is imported where a Document is made, not by a question
     from llama_index.core.schema import Document
@@ -88,6 +91,8 @@ def twins_intact(index: PassageIndex, record: FileRecord) -> bool:
 def pruned(index: PassageIndex, sources: list[Path], seen: set[str]) -> list[str]:
     """Indexed files that were under a source folder and are gone."""
     folders = [str(s.resolve()) + os.sep for s in sources if s.is_dir()]
+    if not folders:
+        return []
     return [
         origin
         for origin in index.files
@@ -114,15 +119,18 @@ def apply_changes(
         report.removed += index.remove_documents(index.files.pop(origin).doc_ids)
     held = {o: r.doc_ids for o, r in (previous or {}).items() if o in seen}
     ids = DocIds(index.documents, held)
-    changed = _read_changed(index, found, report, show_progress)
-    report.read = len(changed)
+    changed = _changed_files(index, found, report, show_progress)
     # a file being re-read cannot be the original that another file copies
-    replaced = {d for *_, record, _ in changed for d in (record.doc_ids if record else [])}
-    # (records of a JSONL corpus are its own to name: they are never taken for copies)
-    owners = {r.text_hash: d for d, r in index.documents.items()
-              if d not in replaced and not r.origin.endswith(".jsonl")}
+    replaced = {d for *_, record in changed for d in (record.doc_ids if record else [])}
+    owners = Owners(index, replaced)
     to_embed: list[Document] = []
-    for file, root, data_hash, record, loaded in changed:
+    for file, root, data_hash, record in changed:
+        loaded = load_file(file, root, index.settings.load)
+        report.errors += loaded.errors
+        report.notices += loaded.notices
+        if not loaded.documents:  # a rejected file changes nothing in the index
+            continue
+        report.read += 1
         origin = str(file.resolve())
         kept, twins = [], {}
         for doc in loaded.documents:
@@ -144,7 +152,9 @@ def apply_changes(
                 continue
             (report.updated if old else report.added).append(doc.doc_id)
             to_embed.append(doc)
-        gone = [d for d in (record.doc_ids if record else []) if d not in kept]
+        # (an id another file took in this update is that file's now)
+        gone = [d for d in (record.doc_ids if record else [])
+                if d not in kept and ids.claimed_by(d) in (None, origin)]
         if loaded.errors:  # a rejected line may have held one of them: keep those
             kept += [d for d in gone if d in index.documents]
             gone = []
@@ -156,16 +166,60 @@ def apply_changes(
         size, mtime_ns = _stat(file)
         index.files[origin] = FileRecord(size, mtime_ns, data_hash, kept, str(root.resolve()),
                                          in_folder, twins)
+        if len(to_embed) >= EMBED_BATCH:  # memory holds a batch, not a whole corpus
+            report.passages_embedded += index.add_documents(to_embed, embedder, show_progress)
+            to_embed = []
     if to_embed:
-        report.passages_embedded = index.add_documents(to_embed, embedder, show_progress)
+        report.passages_embedded += index.add_documents(to_embed, embedder, show_progress)
 
 
-def _read_changed(
+def remove_documents(index: PassageIndex, doc_ids: Sequence[str]) -> list[str]:
+    """Remove documents by doc_id, and from the records of the files that held them; the
+    ones that were indexed."""
+    origins = {d: r.origin for d in doc_ids if (r := index.documents.get(d))}
+    removed = index.remove_documents(doc_ids)
+    gone = set(removed)
+    held = {origins[d] for d in removed}
+    if not all(origin in index.files for origin in held):  # look through all files
+        held = set(index.files)
+    for origin in held:
+        record = index.files[origin]
+        if gone.intersection(record.doc_ids):
+            record.doc_ids = [d for d in record.doc_ids if d not in gone]
+            if record.doc_ids:
+                index.files[origin] = record
+            else:
+                del index.files[origin]
+    return removed
+
+
+class Owners:
+    """text hash -> the indexed document with that text, which a file with the same text
+    copies. Records of a JSONL corpus are its own to name: they are never taken for copies;
+    nor are the documents of a file being re-read."""
+
+    def __init__(self, index: PassageIndex, replaced: set[str]) -> None:
+        self._index = index
+        self._replaced = replaced
+        self._set: dict[str, str] = {}
+
+    def get(self, text_hash: str) -> str | None:
+        if text_hash in self._set:
+            return self._set[text_hash]
+        documents = self._index.documents
+        found = [d for d in documents.with_text(text_hash) if d not in self._replaced
+                 and not documents[d].origin.endswith(".jsonl")]
+        return found[-1] if found else None
+
+    def __setitem__(self, text_hash: str, doc_id: str) -> None:
+        self._set[text_hash] = doc_id
+
+
+def _changed_files(
     index: PassageIndex, found: list[tuple[Path, Path]], report: SyncReport, show_progress: bool
-) -> list[tuple[Path, Path, str, FileRecord | None, LoadResult]]:
-    """Load the files that differ from what is indexed: (file, root, content hash, the
-    file's entry in the index, what was loaded). A file that loads no document is left out, so
-    a rejected file changes nothing in the index."""
+) -> list[tuple[Path, Path, str, FileRecord | None]]:
+    """The files whose content differs from what is indexed: (file, root, content hash, the
+    file's entry in the index)."""
     changed = []
     for file, root in progress_bar(found, "reading" if show_progress else None, "file"):
         record = index.files.get(str(file.resolve()))
@@ -181,11 +235,7 @@ def _read_changed(
             record.size, record.mtime_ns = _stat(file)
             report.unchanged += 1
             continue
-        loaded = load_file(file, root, index.settings.load)
-        report.errors += loaded.errors
-        report.notices += loaded.notices
-        if loaded.documents:
-            changed.append((file, root, data_hash, record, loaded))
+        changed.append((file, root, data_hash, record))
     return changed
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 
 import pytest
 from conftest import SEEDS
@@ -57,22 +58,26 @@ def test_reopening_an_unchanged_index_embeds_nothing(seed_index_dir, seed_engine
     assert {q: ranking(reopened, q) for q in QUESTIONS} == before
 
 
-def test_manifest_describes_the_index(seed_index_dir, seed_engine):
+def test_the_index_describes_itself(seed_index_dir, seed_engine):
     current = (seed_index_dir / "CURRENT").read_text().strip()
-    manifest = json.loads((seed_index_dir / current / "manifest.json").read_text())
-    assert manifest["embedder"] == {"name": Settings().embed.model_name, "dimension": 384}
-    assert manifest["chunking"]["max_words"] == ChunkSettings().max_words
-    entry = manifest["documents"]["000_56b9276ed6e05626.txt"]
+    db = sqlite3.connect(seed_index_dir / current / "qa.sqlite")
+    meta = {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM meta")}
+    assert meta["embedder"] == {"name": Settings().embed.model_name, "dimension": 384}
+    assert meta["chunking"]["max_words"] == ChunkSettings().max_words
+    row = db.execute("SELECT record FROM documents WHERE doc_id = ?",
+                     ("000_56b9276ed6e05626.txt",)).fetchone()
+    entry = json.loads(row[0])
     assert len(entry["hash"]) == 32
-    assert len(entry["passages"]) == manifest["passages"] == len(seed_engine.index)
+    (passages,) = db.execute("SELECT count(*) FROM passages").fetchone()
+    assert len(entry["passages"]) == passages == len(seed_engine.index)
+    db.close()
 
 
 def test_add_update_remove(seed_copy, tmp_path, embedded):
     index_dir = tmp_path / "index"
     engine = Engine.open(sources=[seed_copy], index_dir=index_dir)
     seed_passages = len(engine.index)
-    seed_texts = {engine.index.node(pid).text for pid in engine.index.docstore.docs
-                  if pid != "000_56b9276ed6e05626.txt"}
+    seed_texts = set(engine.index.passage_texts())
     embedded.clear()
 
     new_file = seed_copy / "harbour.txt"

@@ -163,30 +163,29 @@ def test_empty_questions_are_a_clear_error(seed_engine, question):
 # ---- damaged index ---------------------------------------------------------------------------
 def _damage(index_dir: Path, kind: str) -> None:
     generation = index_dir / (index_dir / "CURRENT").read_text().strip()
-    if kind == "truncated docstore":
-        path = generation / "docstore.json"
+    segment = next((generation / "segments").iterdir())
+    if kind == "truncated sqlite":
+        path = generation / "qa.sqlite"
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif kind == "sqlite header overwritten":
+        path = generation / "qa.sqlite"
+        path.write_bytes(bytes(100) + path.read_bytes()[100:])
     elif kind == "vectors altered":  # same size, different bytes: only a checksum sees it
-        path = generation / "vectors" / "faiss.index"
+        path = segment / "vectors" / "vectors.npy"
         data = bytearray(path.read_bytes())
         data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
         path.write_bytes(bytes(data))
     elif kind == "truncated vectors":
-        path = generation / "vectors" / "faiss.index"
+        path = segment / "vectors" / "vectors.npy"
         path.write_bytes(path.read_bytes()[:100])
     elif kind == "bm25 file missing":
-        (generation / "bm25" / "vocab.index.json").unlink()
-    elif kind == "truncated manifest":
-        path = generation / "manifest.json"
-        path.write_bytes(path.read_bytes()[:50])
-    elif kind == "empty manifest":
-        (generation / "manifest.json").write_text("{}")
+        (segment / "bm25" / "indptr.npy").unlink()
     elif kind == "CURRENT names nothing":
         (index_dir / "CURRENT").write_text("gen-999999\n")
 
 
-DAMAGE = ["truncated docstore", "vectors altered", "truncated vectors", "bm25 file missing",
-          "truncated manifest", "empty manifest", "CURRENT names nothing"]
+DAMAGE = ["truncated sqlite", "sqlite header overwritten", "vectors altered",
+          "truncated vectors", "bm25 file missing", "CURRENT names nothing"]
 
 
 @pytest.fixture
@@ -218,15 +217,17 @@ def test_a_damaged_index_says_so_and_rebuild_repairs_it(seed_engine, seed_index_
 def test_a_failed_write_leaves_engine_and_disk_as_they_were(seed_engine, seed_index_copy, tmp_path):
     before = snapshot(seed_engine)
     engine = Engine.open(sources=None, index_dir=seed_index_copy)
-    current = (seed_index_copy / "CURRENT").read_text().strip()
-    blocker = seed_index_copy / f"gen-{int(current[4:]) + 1:06d}.tmp"
-    blocker.write_text("a stray file where the next generation goes")
+    generation = seed_index_copy / (seed_index_copy / "CURRENT").read_text().strip()
+    listed = sorted(p.name for p in (generation / "segments").iterdir())
+    blocker = generation / "segments" / f"seg-{int(listed[-1][4:]) + 1:08d}"
+    blocker.write_text("a stray file where the next segment goes")
     new = tmp_path / "new.txt"
     new.write_text(GOOD_TEXT)
     with pytest.raises(OSError):
         engine.add([new])
     assert snapshot(engine) == before  # the half-applied change was dropped from memory too
-    assert (seed_index_copy / "CURRENT").read_text().strip() == current
+    assert sorted(p.name for p in (generation / "segments").iterdir()
+                  if p.is_dir()) == listed
     assert snapshot(Engine.open(sources=None, index_dir=seed_index_copy)) == before
     blocker.unlink()
     assert engine.add([new]).added == ["new.txt"]

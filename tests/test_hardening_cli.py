@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -55,6 +56,12 @@ def lock_is_held(index_dir: Path) -> bool:
     return False
 
 
+def segments(index_dir: Path) -> list[str]:
+    """The segment folders on disk of the live generation."""
+    generation = index_dir / (index_dir / "CURRENT").read_text().strip()
+    return sorted(p.name for p in (generation / "segments").iterdir() if p.is_dir())
+
+
 def snapshot(engine: Engine) -> dict:
     return {
         "documents": {d: (e.hash, e.passages) for d, e in engine.index.documents.items()},
@@ -74,13 +81,14 @@ def test_sigkill_mid_build_leaves_the_previous_index(seed_engine, seed_index_cop
                                                      moment):
     before = snapshot(seed_engine)
     current = (seed_index_copy / "CURRENT").read_text()
+    listed = segments(seed_index_copy)
     corpus = write_corpus(tmp_path / "notes.jsonl", 300)
     proc = qa("index", str(corpus), "--index", str(seed_index_copy), cwd=tmp_path)
     if moment == "embedding":
         wait_for(lambda: lock_is_held(seed_index_copy), proc, "it took the lock")
         time.sleep(1.0)  # reading and embedding 300 documents takes longer than this
-    else:  # the new generation is being written
-        wait_for(lambda: any(seed_index_copy.glob("gen-*.tmp")), proc, "it began writing")
+    else:  # the new segment is being written, inside the SQLite transaction
+        wait_for(lambda: len(segments(seed_index_copy)) > len(listed), proc, "it began writing")
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
@@ -93,7 +101,12 @@ def test_sigkill_mid_build_leaves_the_previous_index(seed_engine, seed_index_cop
     note = tmp_path / "note.txt"
     note.write_text(GOOD_TEXT)
     assert reopened.add([note]).added == ["note.txt"]
-    assert not list(seed_index_copy.glob("gen-*.tmp"))  # the half-written folder is gone
+    # the half-written segment is gone: the folders on disk are those the index lists
+    generation = seed_index_copy / current.strip()
+    db = sqlite3.connect(generation / "qa.sqlite")
+    listed_now = sorted(name for (name,) in db.execute("SELECT name FROM segments"))
+    assert segments(seed_index_copy) == listed_now
+    db.close()
 
 
 def test_a_second_writer_waits_for_the_first(seed_index_copy, tmp_path):
@@ -119,7 +132,7 @@ def test_cli_errors_are_one_line_and_the_output_is_quiet(seed_index_copy, tmp_pa
     damaged = tmp_path / "damaged"
     shutil.copytree(seed_index_copy, damaged)
     generation = damaged / (damaged / "CURRENT").read_text().strip()
-    (generation / "docstore.json").write_text('{"docstore/data": {')
+    (generation / "qa.sqlite").write_bytes(b"not a database, " * 64)
     index_args = ["--index", str(seed_index_copy), "--source", str(SEEDS)]
     runs = {  # started together: each pays for its imports, in parallel
         "empty question": qa("ask", "", *index_args, cwd=tmp_path),

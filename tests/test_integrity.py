@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -122,9 +124,13 @@ def test_the_same_text_in_two_folders_is_indexed_once(tmp_path):
 
 
 # ---- 1. no inconsistent index is ever swapped in ----------------------------------------------
+def _key(ix: PassageIndex, pid: str) -> int:
+    return ix.db.key_of(pid)
+
+
 BREAKS = {
-    "a passage node deleted": lambda ix, pid: ix.docstore.delete_document(pid),
-    "a vector deleted": lambda ix, pid: ix.vectors.delete([pid]),
+    "a passage row deleted": lambda ix, pid: ix.db.delete_passages([_key(ix, pid)]),
+    "a vector deleted": lambda ix, pid: ix.vectors.delete([_key(ix, pid)]),
     "a passage listed twice": lambda ix, pid: ix.documents["kite.txt"].passages.append(pid),
     "a file lists a document not indexed": lambda ix, pid: ix.files.update(
         {"/x/gone.txt": FileRecord(doc_ids=["gone.txt"])}),
@@ -140,12 +146,12 @@ def embedder() -> Embedder:
 
 @pytest.mark.parametrize("how", BREAKS)
 def test_check_finds_an_inconsistent_index(embedder, how):
-    index = PassageIndex(Settings(), embedder.dimension)
+    index = PassageIndex.open(None, Settings(), embedder.dimension)  # in memory
     docs = [make_document(f"{n}.txt", text, n, source=f"{n}.txt", origin=None)
             for n, text in (("kite", KITE), ("owl", OWL))]
     index.add_documents(docs, embedder)
-    index.files = {"/x/kite.txt": FileRecord(doc_ids=["kite.txt"]),
-                   "/x/owl.txt": FileRecord(doc_ids=["owl.txt"])}
+    index.files.update({"/x/kite.txt": FileRecord(doc_ids=["kite.txt"]),
+                        "/x/owl.txt": FileRecord(doc_ids=["owl.txt"])})
     index.check()  # whole
     BREAKS[how](index, index.documents["owl.txt"].passages[0])
     with pytest.raises(IndexInconsistent, match=r"^the update was not saved: .+; "
@@ -158,13 +164,14 @@ def test_a_write_that_would_break_the_index_fails_and_keeps_it(seed_index_dir, t
     shutil.copytree(seed_index_dir, index_dir)
     current = (index_dir / "CURRENT").read_text()
     engine = Engine.open(sources=None, index_dir=index_dir)
-    broken = engine._working_copy()  # what a write changes: a copy of the live generation
-    passage = next(iter(broken.documents.values())).passages[0]
-    broken.docstore.delete_document(passage)  # as a bug in an update might
+    broken = engine._open(engine.store.current(), write=True)  # what a write changes
+    passage = broken.documents[next(iter(broken.documents))].passages[0]
+    broken.db.delete_passages([broken.db.key_of(passage)])  # as a bug in an update might
     new = tmp_path / "new.txt"
     new.write_text(GOOD_TEXT)
     with pytest.raises(IndexInconsistent, match="the update was not saved"):
         engine._commit(broken)
+    broken.close()
     assert (index_dir / "CURRENT").read_text() == current
     assert not list(index_dir.glob("gen-*.tmp"))
     assert ANSWER in engine.ask(QUESTION).text  # the engine holds the index on disk again
@@ -216,19 +223,34 @@ def _damages(index_dir: Path) -> list[tuple[str, Path, Callable[[Path], object]]
     generation = index_dir / (index_dir / "CURRENT").read_text().strip()
     files = [index_dir / "CURRENT"] + sorted(p for p in generation.rglob("*") if p.is_file())
     hows = {"flip": _flip, "truncate": _truncate, "delete": Path.unlink}
-    cases = [(f"{how} {p.relative_to(index_dir)}", p, hows[how]) for p in files for how in hows]
+    # SQLite keeps no checksum of its pages: a flipped byte inside a value goes unseen (its
+    # structure is checked: truncated, deleted, header and the cases below)
+    cases = [(f"{how} {p.relative_to(index_dir)}", p, hows[how]) for p in files for how in hows
+             if not (p.name == "qa.sqlite" and how == "flip")]
+    segment = next(p for p in (generation / "segments").iterdir())
     more = [
-        ("stray file", generation / "vectors" / "notes.txt", lambda p: p.write_text("x")),
+        ("stray file", segment / "vectors" / "notes.txt", lambda p: p.write_text("x")),
         ("CURRENT names garbage", index_dir / "CURRENT", lambda p: p.write_text("../../etc\n")),
         ("CURRENT empty", index_dir / "CURRENT", lambda p: p.write_text("")),
         ("CURRENT unreadable (a folder)", index_dir / "CURRENT",
          lambda p: (p.unlink(), p.mkdir())),
-        ("docstore unreadable (a folder)", generation / "docstore.json",
+        ("qa.sqlite unreadable (a folder)", generation / "qa.sqlite",
          lambda p: (p.unlink(), p.mkdir())),
-        ("manifest digit changed", generation / "manifest.json",
-         lambda p: p.write_text(p.read_text().replace('"passages": ', '"passages": 1', 1))),
+        ("qa.sqlite header overwritten", generation / "qa.sqlite",
+         lambda p: p.write_bytes(bytes(100) + p.read_bytes()[100:])),
+        ("a segment's size changed in qa.sqlite", generation / "qa.sqlite",
+         lambda p: _sql(p, "UPDATE segments SET sums = replace(sums, '[', '[1')")),
+        ("a segment unlisted in qa.sqlite", generation / "qa.sqlite",
+         lambda p: _sql(p, "DELETE FROM segments")),
     ]
     return cases + more
+
+
+def _sql(path: Path, statement: str) -> None:
+    db = sqlite3.connect(path)
+    db.execute(statement)
+    db.commit()
+    db.close()
 
 
 @pytest.fixture(scope="module")
@@ -258,8 +280,8 @@ def test_every_damaged_file_is_named_in_one_line_and_rebuild_repairs_it(small_in
         assert err.startswith(f"qa: index at {index_dir}") and " is damaged (" in err, (name, err)
         assert err.endswith(f"); run `qa index --rebuild --index {index_dir}`\n"), (name, err)
 
-        # a rebuild reads only CURRENT and the manifest: each of their cases, one of the others
-        if path.name in ("CURRENT", "manifest.json") or path.name not in rebuilt:
+        # a rebuild reads only CURRENT and qa.sqlite: each of their cases, one of the others
+        if path.name in ("CURRENT", "qa.sqlite") or path.name not in rebuilt:
             rebuilt.add(path.name)
             # as the message says: the sources need not be named, the index keeps their list
             assert main(["index", "--rebuild", "--index", str(index_dir)]) == 0, name
@@ -273,7 +295,7 @@ def test_rebuild_of_a_damaged_home_index_keeps_its_documents(tmp_path, monkeypat
     monkeypatch.setenv("QA_HOME", str(tmp_path / "home"))
     assert main(["index", str(a), str(b)]) == 0
     index_dir = tmp_path / "home" / "index"
-    _flip(index_dir / (index_dir / "CURRENT").read_text().strip() / "manifest.json")
+    _truncate(index_dir / (index_dir / "CURRENT").read_text().strip() / "qa.sqlite")
     assert main(["ask", "What does the barn owl hunt?"]) == 1
     assert capsys.readouterr().err.endswith("); run `qa index --rebuild`\n")
     assert main(["index", "--rebuild"]) == 0
@@ -300,7 +322,15 @@ def test_a_flipped_byte_in_current_through_the_command(seed_index_dir, tmp_path)
     assert "1 documents" in run.stdout
 
 
-def test_manifest_records_its_own_checksum(seed_index_dir):
+def test_the_index_lists_each_segment_file_with_its_size_and_checksum(seed_index_dir):
     generation = seed_index_dir / (seed_index_dir / "CURRENT").read_text().strip()
-    manifest = json.loads((generation / "manifest.json").read_text())
-    assert len(manifest["checksum"]) == 8 and manifest["documents"]
+    db = sqlite3.connect(generation / "qa.sqlite")
+    rows = db.execute("SELECT name, sums FROM segments").fetchall()
+    listed = {name: json.loads(sums) for name, sums in rows}
+    db.close()
+    on_disk = {p.name for p in (generation / "segments").iterdir()}
+    assert listed and set(listed) == on_disk
+    for name, sums in listed.items():
+        for file, (size, crc) in sums.items():
+            path = generation / "segments" / name / file
+            assert path.stat().st_size == size and zlib.crc32(path.read_bytes()) == crc

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import ROOT, SEEDS
 from test_answers import ANSWERABLE, OFF_CORPUS, ON_TOPIC_UNANSWERED
@@ -35,9 +36,13 @@ def engines(tmp_path_factory) -> dict[str, Engine]:
     }
 
 
+def newest_segment(engine: Engine) -> Path:
+    """The segment folder the engine's last write added (the one a Milvus index has)."""
+    return sorted((engine.snapshot().generation / "segments").glob("seg-*"))[-1]
+
+
 def vector_files(engine: Engine) -> list[str]:
-    generation = engine.snapshot().generation
-    return sorted(p.name for p in (generation / "vectors").iterdir())
+    return sorted(p.name for p in (newest_segment(engine) / "vectors").iterdir())
 
 
 def cited(answer) -> list[tuple]:
@@ -58,8 +63,10 @@ def test_each_engine_keeps_its_vectors_in_its_store(engines):
 
     assert isinstance(engines["faiss"].index.vectors, FaissStore)
     assert isinstance(engines["milvus"].index.vectors, MilvusStore)
-    assert "faiss.index" in vector_files(engines["faiss"])
+    assert vector_files(engines["faiss"]) == ["gone.npy", "keys.npy", "vectors.npy"]
     assert vector_files(engines["milvus"]) == ["milvus.json"]
+    milvus_segments = list((engines["milvus"].snapshot().generation / "segments").iterdir())
+    assert len(milvus_segments) == 1  # each Milvus write's segment replaces the others
     assert len(engines["milvus"].index) == len(engines["faiss"].index) > 5
 
 
@@ -75,7 +82,7 @@ def test_the_seed_questions_get_the_same_passages_and_answers(engines, question)
     query = faiss.embedder.encode_queries([question])[0]
     want_ids, want_scores = faiss.index.vectors.search(query, 5)
     got_ids, got_scores = milvus.index.vectors.search(query, 5)
-    assert got_ids == want_ids
+    assert got_ids.tolist() == want_ids.tolist()
     assert list(got_scores) == pytest.approx(list(want_scores), abs=1e-5)
 
     want, got = faiss.ask(question), milvus.ask(question)
@@ -110,15 +117,25 @@ def test_adding_and_removing_documents_and_reopening_read_milvus(tmp_path, seed_
     assert answer.answered and "Miriam Okonkwo" in answer.text
     assert {c.passage.doc_id for c in answer.citations} == {"tower.txt"}
     assert engine.retrieve(TOWER_QUESTION, k=1)[0].doc_id == "tower.txt"
-    info = json.loads((engine.snapshot().generation / "vectors/milvus.json").read_text())
+    info = json.loads((newest_segment(engine) / "vectors/milvus.json").read_text())
     assert info["count"] == len(engine.index)
+    tower = [p.id for p in engine.retrieve(TOWER_QUESTION, k=50) if p.doc_id == "tower.txt"]
+    tower_keys = [engine.index.db.key_of(pid) for pid in tower]
+    assert tower and None not in tower_keys
+    assert engine.index.vectors.fetch(tower_keys).shape == (len(tower_keys),
+                                                        engine.embedder.dimension)
 
     assert engine.remove(["tower.txt"]) == ["tower.txt"]
     after = engine.ask(TOWER_QUESTION)
     assert not after.answered and after.text == DECLINE_TEXT
     assert all(p.doc_id != "tower.txt" for p in engine.retrieve(TOWER_QUESTION, k=50))
     assert len(engine.index) == seeds
-    assert not [pid for pid in engine.index.vectors.ids() if pid.startswith("tower.txt")]
+    for key in tower_keys:  # their vectors are gone from the store
+        with pytest.raises(KeyError):
+            engine.index.vectors.fetch([key])
+    query = engine.embedder.encode_queries([TOWER_QUESTION])[0]
+    found, _ = engine.index.vectors.search(query, len(engine.index) + 10)
+    assert len(found) == seeds and not np.isin(found, tower_keys).any()
 
     again = Engine.open(sources=[seed_copy], index_dir=index)  # no store named
     assert again.settings.store == spec
@@ -172,7 +189,7 @@ def test_qa_index_into_milvus_then_ask_without_naming_the_store(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("1 added")
     assert (index / "STORE").read_text().strip() == f"milvus:{db}"
-    assert [p.name for p in index.glob("gen-*/vectors/*")] == ["milvus.json"]
+    assert [p.name for p in index.glob("gen-*/segments/*/vectors/*")] == ["milvus.json"]
 
     done = qa("ask", TOWER_QUESTION, "--index", str(index), cwd=tmp_path)
     assert done.returncode == 0, done.stderr

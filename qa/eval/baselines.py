@@ -50,7 +50,7 @@ def weighted(engine, dense_weight: float) -> Callable[[int], BaseRetriever]:
 def engine_systems(engine, baselines: bool) -> list[System]:
     """qa itself, and with `baselines` BM25 only and dense only, over the engine's index."""
     n = len(engine.index)
-    words = _mean_words(engine.index.node(p).text for p in engine.index.vectors.ids())
+    words = _mean_words(engine.index.passage_texts())
     systems = [System(QA, engine.as_retriever, n, words, engine.last_report.passages_embedded)]
     if baselines:
         systems.append(System(BM25_ONLY, weighted(engine, 0.0), n, words))

@@ -4,15 +4,16 @@
     Settings(store="milvus:./index/milvus.db")        Milvus Lite, a local file
     Settings(store="milvus:http://host:19530")        a Milvus server
 
-A store is part of one index generation: `save(folder)` writes it as that generation's
-vectors, and `load_store(folder, ...)` reads back what a generation holds. Adding a store is
-one module here with a class following `VectorStore`, plus its line in `_KINDS`.
+A store is part of the index's segments: `save(folder)` writes what a write changed as the
+segment it adds, and `load_store(folders, ...)` reads back what the live segments hold.
+Adding a store is one module here with a class following `VectorStore`, plus its line in
+`_KINDS`.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -22,34 +23,35 @@ from qa.errors import QAError
 
 
 class VectorStore(Protocol):
-    """Unit vectors by passage id; inner product = cosine."""
+    """Unit vectors by passage key (int64, never reused); inner product = cosine.
+
+    A store is read from the index's segment folders, oldest first; a write adds and
+    deletes on the object, then `save`s them as the segment it writes."""
 
     dimension: int
 
     def __len__(self) -> int: ...
 
-    def ids(self) -> Collection[str]:
-        """The passage ids held."""
+    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """Add vectors (rows of `vectors`, float32, unit length) under new keys."""
         ...
 
-    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
-        """Add vectors (rows of `vectors`, float32, unit length) under new ids."""
+    def delete(self, keys: Sequence[int]) -> None:
+        """Remove the vectors of these keys (held ones)."""
         ...
 
-    def delete(self, ids: Iterable[str]) -> None:
-        """Remove the vectors of these ids; ids not held are ignored."""
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The keys of the k vectors nearest one unit query vector, best first, with their
+        cosines."""
         ...
 
-    def search(self, query: np.ndarray, k: int) -> tuple[list[str], np.ndarray]:
-        """The k ids nearest one unit query vector, best first, with their cosines."""
+    def fetch(self, keys: Sequence[int]) -> np.ndarray:
+        """The stored vectors of these keys, one row each, in order."""
         ...
 
-    def fetch(self, ids: Sequence[str]) -> np.ndarray:
-        """The stored vectors of these ids, one row each, in order."""
-        ...
-
-    def save(self, folder: Path) -> None:
-        """Write the vectors as those of the generation being written in `folder`."""
+    def save(self, folder: Path, merged: Sequence[Path] = ()) -> None:
+        """Write the changes as the segment being written in `folder`, which replaces the
+        segments `merged` (the newest ones)."""
         ...
 
 
@@ -77,9 +79,9 @@ def new_store(spec: str, dimension: int, index_root: Path | None = None) -> Vect
     return _class(spec).empty(spec, dimension, index_root)
 
 
-def load_store(spec: str, folder: Path, dimension: int) -> VectorStore:
-    """The vectors a generation folder holds."""
-    return _class(spec).load(spec, folder, dimension)
+def load_store(spec: str, folders: Sequence[Path], dimension: int) -> VectorStore:
+    """The vectors the segment folders hold (oldest first)."""
+    return _class(spec).load(spec, folders, dimension)
 
 
 def _class(spec: str):

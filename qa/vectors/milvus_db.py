@@ -220,11 +220,16 @@ def read_info(folder: Path) -> dict[str, Any]:
     return info
 
 
+def index_root(segment: Path) -> Path:
+    """The index folder of a segment folder (index/gen-N/segments/seg-M)."""
+    return segment.parents[2]
+
+
 def _referenced(index_root: Path) -> set[str]:
-    """The collections the generation folders of an index root name (finished or being
+    """The collections the segment folders of an index root name (finished or being
     written: `gen-*` also matches `gen-*.tmp`)."""
     names = set()
-    for path in index_root.glob(f"gen-*/{FILE.as_posix()}"):
+    for path in index_root.glob(f"gen-*/segments/*/{FILE.as_posix()}"):
         try:
             names.add(json.loads(path.read_text(encoding="utf-8"))["collection"])
         except (OSError, ValueError, KeyError, TypeError):

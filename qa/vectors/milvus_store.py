@@ -1,18 +1,21 @@
-"""Milvus as the vector store: each index generation's vectors are one Milvus collection.
+"""Milvus as the vector store: each index segment's vectors are one Milvus collection.
 
     milvus:./index/milvus.db        Milvus Lite, a local file (relative to the working directory)
     milvus:http://host:19530        a Milvus server (also https:// and tcp://)
 
 The same client code serves both (the database side, collections and milvus.json:
 qa/vectors/milvus_db.py). A collection, once saved, is never changed: a store loaded from a
-generation keeps its additions and deletions pending on the object, searches see them (numpy
+segment keeps its additions and deletions pending on the object, searches see them (numpy
 over the pending vectors), and `save(folder)` copies the collection's rows, less the deleted,
 plus the added, into a new collection named in `folder/vectors/milvus.json`. So the readers of
-the old generation see it unchanged while the next one is written. Collections of the same
-index root that no generation folder names any more, and no store of this process reads, are
-dropped on save. (A reader in another process, sharing a Milvus server, is not known: once two
-generations were written after the one it read, its questions fail until it opens the index
-again.)
+the old state see it unchanged while the next one is written. A Milvus store is `whole`: each
+write's segment replaces all the others, so the index's one segment names its collection.
+Collections of the same index root that no segment folder names any more, and no store of
+this process reads, are dropped on save. (A reader in another process, sharing a Milvus
+server, is not known: once two writes were committed after the state it read, its questions
+fail until it opens the index again.)
+
+Milvus keys are the passage keys as text (the collections' primary key is a VARCHAR).
 
 pymilvus is imported only when a Milvus store is used (it takes about half a second).
 """
@@ -59,8 +62,10 @@ def _reported(method):
 
 
 class MilvusStore:
-    """Unit vectors by passage id in one Milvus collection (FLAT index, inner product: exact,
+    """Unit vectors by passage key in one Milvus collection (FLAT index, inner product: exact,
     as FAISS), with the changes not yet saved held on the object."""
+
+    whole = True  # every write's segment holds all the vectors
 
     def __init__(self, uri: str, dimension: int, collection: str | None = None,
                  count: int = 0) -> None:
@@ -84,7 +89,8 @@ class MilvusStore:
         return (self._all_stored_ids() - self._deleted).union(self._added)
 
     @_reported
-    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+    def add(self, keys: Sequence[int], vectors: np.ndarray) -> None:
+        ids = _names(keys)
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.shape != (len(ids), self.dimension):
             raise ValueError(f"{vectors.shape[0]} vectors of {vectors.shape[1:]} for "
@@ -98,15 +104,19 @@ class MilvusStore:
         self._added_matrix = None
 
     @_reported
-    def delete(self, ids: Iterable[str]) -> None:
-        ids = list(dict.fromkeys(ids))
+    def delete(self, keys: Iterable[int]) -> None:
+        ids = list(dict.fromkeys(_names(keys)))
         for pid in ids:
             self._added.pop(pid, None)
         self._deleted |= self._held_in_collection(ids)
         self._added_matrix = None
 
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        ids, scores = self._search(query, k)
+        return np.asarray([int(i) for i in ids], dtype=np.int64), scores
+
     @_reported
-    def search(self, query: np.ndarray, k: int) -> tuple[list[str], np.ndarray]:
+    def _search(self, query: np.ndarray, k: int) -> tuple[list[str], np.ndarray]:
         k = min(k, len(self))
         if k <= 0:
             return [], np.zeros(0, dtype=np.float32)
@@ -129,7 +139,8 @@ class MilvusStore:
         return _top_k(ids, scores, k)
 
     @_reported
-    def fetch(self, ids: Sequence[str]) -> np.ndarray:
+    def fetch(self, keys: Sequence[int]) -> np.ndarray:
+        ids = _names(keys)
         out = np.zeros((len(ids), self.dimension), dtype=np.float32)
         wanted = {pid for pid in ids if pid not in self._added}
         gone = wanted & self._deleted
@@ -146,11 +157,12 @@ class MilvusStore:
         return out
 
     @_reported
-    def save(self, folder: Path) -> None:
+    def save(self, folder: Path, merged: Sequence[Path] = ()) -> None:
         """Write the held vectors as a new collection and name it in `folder`'s milvus.json;
-        then this object is a store of that generation, with no pending changes."""
+        then this object is a store of that segment, with no pending changes."""
         client = db.client(self.uri)
-        prefix = db.prefix(folder.parent)
+        root = db.index_root(folder)
+        prefix = db.prefix(root)
         name = prefix + uuid.uuid4().hex
         db.create_collection(client, name, self.dimension)
         try:
@@ -168,7 +180,7 @@ class MilvusStore:
             raise
         self.collection, self._count = name, count
         self._added, self._deleted, self._added_matrix, self._stored_ids = {}, set(), None, None
-        db.drop_unreferenced(client, folder.parent, prefix, keep=_in_use(self.uri))
+        db.drop_unreferenced(client, root, prefix, keep=_in_use(self.uri))
 
     @classmethod
     def empty(cls, spec: str, dimension: int, index_root: Path | None = None) -> MilvusStore:
@@ -177,7 +189,8 @@ class MilvusStore:
         return cls(db.uri(spec), dimension)
 
     @classmethod
-    def load(cls, spec: str, folder: Path, dimension: int) -> MilvusStore:
+    def load(cls, spec: str, folders: Sequence[Path], dimension: int) -> MilvusStore:
+        folder = folders[-1]  # each segment holds them all
         info = db.read_info(folder)
         if info["dimension"] != dimension:
             raise ValueError(f"the vectors have {info['dimension']} dimensions, not {dimension}")
@@ -257,6 +270,10 @@ class MilvusStore:
         if self._added_matrix is None:
             self._added_matrix = np.stack(list(self._added.values()))
         return self._added_matrix
+
+
+def _names(keys: Iterable[int]) -> list[str]:
+    return [str(int(k)) for k in keys]
 
 
 def _in_use(uri: str) -> set[str]:
