@@ -46,7 +46,6 @@ import re
 import sqlite3
 import statistics
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -80,12 +79,10 @@ def stopwords() -> list[str]:
 
 # ---- data ----------------------------------------------------------------------------------
 def read_split(folder: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    qrels: dict[str, dict[str, int]] = defaultdict(dict)
-    with open(folder / f"qrels_{split}.tsv", encoding="utf-8") as fh:
-        next(fh)
-        for line in fh:
-            qid, did, score = line.rstrip("\n").split("\t")
-            qrels[qid][did] = int(score)
+    from qa.eval.beir import qrels_path, read_qrels
+
+    qrels = {q: {d: int(g) for d, g in rels.items()}
+             for q, rels in read_qrels(qrels_path(folder, split)).items()}
     queries: dict[str, str] = {}
     for name in sorted(folder.glob("queries*.jsonl")):
         for line in name.open(encoding="utf-8"):

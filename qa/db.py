@@ -140,17 +140,17 @@ class Database:
         return row[0][0] if row else None
 
     def ids_of(self, keys: Sequence[int]) -> dict[int, str]:
-        out: dict[int, str] = {}
-        for part in _parts(list(keys)):
-            marks = ",".join("?" * len(part))
-            out.update(self.rows(f"SELECT key, id FROM passages WHERE key IN ({marks})", part))
-        return out
+        return self._by_key("id", keys)
 
     def texts_of(self, keys: Sequence[int]) -> dict[int, str]:
+        return self._by_key("text", keys)
+
+    def _by_key(self, column: str, keys: Sequence[int]) -> dict[int, str]:
         out: dict[int, str] = {}
         for part in _parts(list(keys)):
             marks = ",".join("?" * len(part))
-            out.update(self.rows(f"SELECT key, text FROM passages WHERE key IN ({marks})", part))
+            out.update(self.rows(f"SELECT key, {column} FROM passages WHERE key IN ({marks})",
+                                 part))
         return out
 
     def add_passage(self, passage_id: str, doc_id: str, text: str, metadata: dict) -> int:

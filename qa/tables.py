@@ -7,11 +7,13 @@ whose records sync.py updates in place).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from typing import TypeVar
 
 from qa.db import Database
 from qa.records import DocumentRecord, FileRecord
 
+R = TypeVar("R")
 KEPT = 5000  # documents a write keeps in memory as it stores them (for its checks)
 
 
@@ -25,12 +27,7 @@ class DocumentTable(Mapping[str, DocumentRecord]):
         self.changed = False
 
     def __getitem__(self, doc_id: str) -> DocumentRecord:
-        if doc_id not in self._read:
-            self._read[doc_id] = self._db.document(doc_id)
-        record = self._read[doc_id]
-        if record is None:
-            raise KeyError(doc_id)
-        return record
+        return _read_through(self._read, doc_id, self._db.document)
 
     def __contains__(self, doc_id: object) -> bool:
         return isinstance(doc_id, str) and self.get(doc_id) is not None
@@ -75,12 +72,7 @@ class FileTable(MutableMapping[str, FileRecord]):
         self.changed = False
 
     def __getitem__(self, origin: str) -> FileRecord:
-        if origin not in self._read:
-            self._read[origin] = self._db.file(origin)
-        record = self._read[origin]
-        if record is None:
-            raise KeyError(origin)
-        return record
+        return _read_through(self._read, origin, self._db.file)
 
     def __contains__(self, origin: object) -> bool:
         return isinstance(origin, str) and self.get(origin) is not None
@@ -116,3 +108,13 @@ class FileTable(MutableMapping[str, FileRecord]):
                     self._db.delete_file(origin)
             elif origin in self._set or record != self._db.file(origin):
                 self._db.put_file(origin, record)
+
+
+def _read_through(known: dict[str, R | None], key: str, read: Callable[[str], R | None]) -> R:
+    """`known[key]`, read from SQLite the first time; KeyError when there is none."""
+    if key not in known:
+        known[key] = read(key)
+    record = known[key]
+    if record is None:
+        raise KeyError(key)
+    return record
