@@ -73,9 +73,11 @@ def resolve(
     person = next(filter(None, map(english.last_person, quotes)), None) or english.last_person(
         last.question
     )
-    resolved = english.resolve_it(
-        english.resolve_pronouns(question, person), english.asked_about(last.question)
-    )
+    resolved = question
+    if settings.resolve_pronouns:
+        resolved = english.resolve_it(
+            english.resolve_pronouns(question, person), english.asked_about(last.question)
+        )
     facts = english.read_question(resolved)
     alone = self_containedness(facts)
     if resolved != question:  # a name put in for a pronoun still leans on the earlier turns

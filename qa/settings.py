@@ -67,12 +67,11 @@ class ConfidenceWeights:
     """confidence = logistic(bias + the sum of each weight times the `read.Features` field of
     the same name); fitted by bench/calibrate_abstention.py."""
 
-    bias: float = -7.14
-    cosine: float = 8.57
-    gap: float = 4.09
-    focus: float = 1.94
-    asked: float = 1.92
-    length: float = -2.16
+    bias: float = -8.07
+    cosine: float = 8.45
+    gap: float = 4.13
+    focus: float = 2.00
+    asked: float = 1.91
 
     def features(self) -> tuple[str, ...]:
         return tuple(f.name for f in fields(self) if f.name != "bias")
@@ -100,7 +99,10 @@ class AnswerSettings:
     quote_margin: float = 0.05  # a second or third quote scores at most this below the best
     neighbour_margin: float = 0.15  # the same for a sentence next to a chosen one
     duplicate_cosine: float = 0.9  # sentences this similar to a chosen one are not quoted
-    fragment_words: int = 4  # a split-off piece this short stays with the sentence before it
+    # a split-off piece (lower-case start, no letter, or at most fragment_words words) stays
+    # with the sentence before it (english.continues); join_fragments=False keeps each apart
+    join_fragments: bool = True
+    fragment_words: int = 4
     # sentence score = w_cosine * cosine(question, sentence) + w_lexical * share of the
     # question's IDF-weighted terms in the sentence + w_context * the same in the sentence and
     # its neighbours + w_passage * the passage's fused retrieval score + w_type * answer-type
@@ -115,18 +117,33 @@ class AnswerSettings:
     # confidence = logistic(bias + weights . answer.confidence_features: the best sentence's
     # cosine, its lead over the median sentence, its share of the question's terms that its
     # passage's title lacks, whether it names what a "how many" question counts or whose role
-    # a "who is the R of X" question asks for, the question's length); fitted by
-    # bench/calibrate_abstention.py over ClapNQ and the seed sets, every question weighing the same
+    # a "who is the R of X" question asks for); fitted by bench/calibrate_abstention.py over
+    # ClapNQ and the seed sets, every question weighing the same (the question's length was a
+    # feature too until bench/ablate.py found it no help on SQuAD: eval/results/ablation.md)
     confidence: ConfidenceWeights = field(default_factory=ConfidenceWeights)
-    long_question: int = 20  # words; longer questions count as this long in the confidence
     # a word this near what a question asks for names it ("how many" X, the owner of a role)
     word_cosine: float = 0.6
     role_window: int = 4  # words either side of a role word that may name whose role it is
+    # the `asked` feature's two rules: what a "how many" question counts, whose role a "who is
+    # the R of X" question asks for (bench/ablate.py measures each without the other)
+    count_rule: bool = True
+    role_rule: bool = True
+    # "Summarize the article" is answered by the document's lead (its title line and first
+    # sentences, up to lead_sentences or lead_words words); "Who is X?" by the sentence that
+    # introduces X ("X is a ...", "NATO Secretary-General X"), declined when no document the
+    # search found names X
+    overview_rule: bool = True
+    definition_rule: bool = True
+    lead_sentences: int = 3
+    lead_words: int = 80
+    # question words that frame rather than say what it is about ("say", "describe") are not
+    # among its terms (english.term_stopwords)
+    framing_words: bool = True
     # Below this confidence the answer declines. Chosen to answer >= 90% of ClapNQ's answerable
     # questions and >= 95% of the seed sets', declining none of the seed sets' right answers and
-    # as many others as that allows: declines 57.7% of ClapNQ's unanswerable (precision 0.89,
-    # 93.0% answered) and 13 of 13 on the seed sets, answering 55 of their 56 answerable.
-    threshold: float = 0.265
+    # as many others as that allows: declines 49.0% of ClapNQ's unanswerable (precision 0.91,
+    # 95.0% answered) and 13 of 13 on the seed sets, answering 55 of their 56 answerable.
+    threshold: float = 0.220
     sentence_cache: int = 50_000  # sentence vectors kept in memory
 
 
@@ -142,6 +159,8 @@ class ChatSettings:
     history_turns: int = 8
     context_turns: int = 2  # earlier questions joined to a follow-up
     resolved_alone: float = 0.8  # the most a question with a resolved pronoun weighs alone
+    # he/she/his/her -> the person the last answer names; "it" acting -> the body last asked of
+    resolve_pronouns: bool = True
 
 
 @dataclass(frozen=True)
