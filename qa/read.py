@@ -289,7 +289,7 @@ class SentenceReader:
             c.support = float(support)
             c.score = sentence_score(c, s)
             if any(c.text in quote for quote in avoid):
-                c.score -= s.quote_margin
+                c.score -= s.repeat_margin
         return sorted(found, key=lambda c: -c.score)
 
     # ---- the question's terms ----------------------------------------------------------
