@@ -41,8 +41,10 @@ _COUNT_END = {
 }
 # Counts that say nothing of what is counted ("how many times", "how many people").
 _GENERIC_COUNTS = {"times", "people", "years", "months", "weeks", "days", "hours", "minutes",
-                   "seconds", "ones", "kinds", "types", "more", "other", "others"}
-_HOW_MANY = re.compile(r"\bhow many\s+([^?.!]*)", re.IGNORECASE)
+                   "seconds", "ones", "kinds", "types", "more", "other", "others", "less",
+                   "longer", "higher", "lower", "larger", "bigger", "smaller", "further", "time"}
+# "how many soldiers", "how much money": what is counted or measured follows
+_HOW_MANY = re.compile(r"\bhow (?:many|much)\s+([^?.!]*)", re.IGNORECASE)
 # "Who is the president of Ukraine?", "Who was the coach of the Browns?", "Who is Russia's top
 # diplomat?": the holder of a role (its last word) of something.
 _ROLE_OF = re.compile(
@@ -211,9 +213,9 @@ def expected_type(question: str) -> str | None:
 
 
 def counted_words(question: str) -> list[str]:
-    """What a "how many" question counts: its first two words up to a verb or preposition,
-    without names and generic counts. "How many American soldiers could be sent?" ->
-    ["soldiers"]; [] for any other question."""
+    """What a "how many" question counts (or a "how much" one measures): its first two words
+    up to a verb or preposition, without names and generic counts. "How many American soldiers
+    could be sent?" -> ["soldiers"]; "How much money ...?" -> ["money"]; [] for any other."""
     m = _HOW_MANY.search(question)
     if not m:
         return []

@@ -24,7 +24,8 @@ ANSWERABLE = [
     ("From which countries does Russia want NATO to pull its forces?", "Romania and Bulgaria"),
 ]
 OFF_CORPUS = ["What is the recipe for borscht?", "Who won the 2022 World Cup?"]
-ON_TOPIC_UNANSWERED = ["What did Germany say?", "What did Emmanuel Macron propose?"]
+ON_TOPIC_UNANSWERED = ["What did Germany say?", "What did Emmanuel Macron propose?",
+                       "How much money is in the US security assistance package?"]
 
 
 def reading(engine, question: str, passages) -> Reading:
@@ -137,6 +138,8 @@ def test_the_words_beside_a_role():
     [("How many American soldiers could be sent?", ["soldiers"]),
      ("how many weapons deliveries did Washington make", ["weapons", "deliveries"]),
      ("How many times has Brazil won the World Cup?", []),
+     ("How much money is in the US security assistance package?", ["money"]),
+     ("How much did the shipments cost?", []),
      ("What did Russia demand?", [])],
 )
 def test_what_a_how_many_question_counts(question, counted):
