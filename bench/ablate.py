@@ -13,7 +13,9 @@ every question answered (quotes) on both SQuAD parts. The
 first row is the shipped confidence and
 threshold (`AnswerSettings`) over the reader with every rule.
 
-    python bench/ablate.py [--only NAME,...] [--work DIR] [--out eval/results/ablation.md]
+    python bench/ablate.py [--only NAME,...] [--work DIR] [--seed-index DIR] [--out TABLE.md]
+
+(PYTHONPATH=. so that `qa` is this checkout's.)
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ def best_evidence(trace) -> dict:
             "second": best.score - (ranked[1].score if len(ranked) > 1 else 0.0),
             "names": sum(w in held for w in key) / len(key) if key else 1.0,
             "own": best.own_cosine, "score": best.score,
-            "kind": trace.resolution.facts.kind or "", "n_quotes": 0}
+            "kind": trace.resolution.facts.kind or ""}
 
 
 def fit_weights(rows: list[dict], dropped: tuple[str, ...]) -> ConfidenceWeights:

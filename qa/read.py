@@ -107,11 +107,9 @@ class Reader(Protocol):
         facts: QuestionFacts,
         queries: Sequence[WeightedQuery],
         passages: Sequence[Passage],
-        avoid: Sequence[str] = (),
     ) -> Reading:
         """Score the sentences of `passages` (best first) for the question `facts` reads,
-        searched as `queries`; sentences within `avoid` (the last answer's quotes) count a
-        little less, so a follow-up moves on."""
+        searched as `queries`."""
         ...
 
 
@@ -132,11 +130,10 @@ class SentenceReader:
         facts: QuestionFacts,
         queries: Sequence[WeightedQuery],
         passages: Sequence[Passage],
-        avoid: Sequence[str] = (),
     ) -> Reading:
         if facts.asks == "overview" and self.settings.overview_rule and passages:
             return Reading(self.lead(passages[0].doc_id), Features(), True)
-        ranked = self.score(facts, queries, passages, avoid)
+        ranked = self.score(facts, queries, passages)
         if not ranked:
             return Reading([], Features())
         best = ranked[0]
@@ -239,7 +236,6 @@ class SentenceReader:
         facts: QuestionFacts,
         queries: Sequence[WeightedQuery],
         passages: Sequence[Passage],
-        avoid: Sequence[str] = (),
     ) -> list[Candidate]:
         """Candidate sentences with their evidence and score, best first."""
         s = self.settings
@@ -288,8 +284,6 @@ class SentenceReader:
             c.lead_in = b if b is not None and cos > cos_alone + s.lead_in_margin else None
             c.support = float(support)
             c.score = sentence_score(c, s)
-            if any(c.text in quote for quote in avoid):
-                c.score -= s.repeat_margin
         return sorted(found, key=lambda c: -c.score)
 
     # ---- the question's terms ----------------------------------------------------------

@@ -100,7 +100,6 @@ class AnswerSettings:
     # --squad, answers right were every question answered, 0.05 -> 0.12: SQuAD fit 0.892 ->
     # 0.898, ClapNQ 0.687 -> 0.710, seed set 0.900 -> 0.900)
     quote_margin: float = 0.12
-    repeat_margin: float = 0.05  # a sentence the last answer quoted scores this much less
     neighbour_margin: float = 0.15  # the same for a sentence next to a chosen one
     duplicate_cosine: float = 0.9  # sentences this similar to a chosen one are not quoted
     # a split-off piece (lower-case start, no letter, or at most fragment_words words) stays
@@ -122,8 +121,8 @@ class AnswerSettings:
     # cosine, its lead over the median sentence, its share of the question's terms that its
     # passage's title lacks, whether it names what a "how many" question counts or whose role
     # a "who is the R of X" question asks for); fitted by bench/calibrate_abstention.py over
-    # ClapNQ and the seed sets, every question weighing the same (the question's length was a
-    # feature too until bench/ablate.py found it no help on SQuAD: eval/results/ablation.md)
+    # ClapNQ and the seed sets, every question weighing the same; what each feature and rule
+    # adds: bench/ablate.py, eval/results/ablation.md
     confidence: ConfidenceWeights = field(default_factory=ConfidenceWeights)
     # a word this near what a question asks for names it ("how many" X, the owner of a role)
     word_cosine: float = 0.6
@@ -133,9 +132,9 @@ class AnswerSettings:
     count_rule: bool = True
     role_rule: bool = True
     # "Summarize the article" is answered by the document's lead (its title line and first
-    # sentences, up to lead_sentences or lead_words words); "Who is X?" by the sentence that
-    # introduces X ("X is a ...", "NATO Secretary-General X"), declined when no document the
-    # search found names X
+    # lead_sentences sentences, fewer once they hold lead_words words); "Who is X?" by the one
+    # that introduces X ("X is a ...", "NATO Secretary-General X"), declined when no document
+    # the search found names X
     overview_rule: bool = True
     definition_rule: bool = True
     lead_sentences: int = 3
