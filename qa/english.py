@@ -155,6 +155,7 @@ class QuestionFacts:
     subject: tuple[str, ...]  # the words of the X a definition question asks about
     key_words: tuple[str, ...]  # names and numbers, of the question and what it is searched with
     words: frozenset[str]  # its words, lower case
+    length: int  # its words, counted as split by spaces
     content_words: int  # words beyond stopwords and pronouns
     anaphora: bool  # holds a pronoun or another word that points back ("they", "there")
     opener: bool  # opens as a follow-up does ("and", "what about", "why")
@@ -175,6 +176,7 @@ def read_question(text: str) -> QuestionFacts:
         subject=subject,
         key_words=tuple(key_words(text)),
         words=frozenset(words),
+        length=len(text.split()),
         content_words=len(content),
         anaphora=any(w in ANAPHORA for w in words),
         opener=_OPENER.match(text) is not None,

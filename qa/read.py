@@ -87,6 +87,9 @@ class Features:
     # 0 when the question asks for something the best sentence does not name: what a "how
     # many" question counts, or whose role a "who is the R of X" question asks for; else 1
     asked: float = 1.0
+    # the question's words / `long_question` (at most 1): a long question shares more words
+    # with any sentence, so the same cosine means less
+    length: float = 0.0
 
 
 @dataclass
@@ -131,15 +134,16 @@ class SentenceReader:
         queries: Sequence[WeightedQuery],
         passages: Sequence[Passage],
     ) -> Reading:
+        length = min(facts.length, self.settings.long_question) / self.settings.long_question
         if facts.asks == "overview" and self.settings.overview_rule and passages:
-            return Reading(self.lead(passages[0].doc_id), Features(), True)
+            return Reading(self.lead(passages[0].doc_id), Features(length=length), True)
         ranked = self.score(facts, queries, passages)
         if not ranked:
-            return Reading([], Features())
+            return Reading([], Features(length=length))
         best = ranked[0]
         median = float(np.median([c.score for c in ranked]))
         features = Features(cosine=best.support, gap=best.score - median, focus=best.focus,
-                            asked=self.asked_for(facts, best))
+                            asked=self.asked_for(facts, best), length=length)
         if facts.asks == "definition" and self.settings.definition_rule:
             named = self.naming(facts.subject, passages)
             if not named:  # never named where the search looked: nothing introduces it

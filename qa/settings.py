@@ -67,11 +67,12 @@ class ConfidenceWeights:
     """confidence = logistic(bias + the sum of each weight times the `read.Features` field of
     the same name); fitted by bench/calibrate_abstention.py."""
 
-    bias: float = -8.07
-    cosine: float = 8.45
-    gap: float = 4.13
-    focus: float = 2.00
-    asked: float = 1.91
+    bias: float = -7.14
+    cosine: float = 8.57
+    gap: float = 4.09
+    focus: float = 1.94
+    asked: float = 1.92
+    length: float = -2.16
 
     def features(self) -> tuple[str, ...]:
         return tuple(f.name for f in fields(self) if f.name != "bias")
@@ -120,10 +121,11 @@ class AnswerSettings:
     # confidence = logistic(bias + weights . answer.confidence_features: the best sentence's
     # cosine, its lead over the median sentence, its share of the question's terms that its
     # passage's title lacks, whether it names what a "how many" question counts or whose role
-    # a "who is the R of X" question asks for); fitted by bench/calibrate_abstention.py over
-    # ClapNQ and the seed sets, every question weighing the same; what each feature and rule
-    # adds: bench/ablate.py, eval/results/ablation.md
+    # a "who is the R of X" question asks for, the question's length); fitted by
+    # bench/calibrate_abstention.py over ClapNQ and the seed sets, every question weighing the
+    # same; what each feature and rule adds: bench/ablate.py, eval/results/ablation.md
     confidence: ConfidenceWeights = field(default_factory=ConfidenceWeights)
+    long_question: int = 20  # words; longer questions count as this long in the confidence
     # a word this near what a question asks for names it ("how many" X, the owner of a role)
     word_cosine: float = 0.6
     role_window: int = 4  # words either side of a role word that may name whose role it is
@@ -144,9 +146,9 @@ class AnswerSettings:
     framing_words: bool = True
     # Below this confidence the answer declines. Chosen to answer >= 90% of ClapNQ's answerable
     # questions and >= 95% of the seed sets', declining none of the seed sets' right answers and
-    # as many others as that allows: declines 49.0% of ClapNQ's unanswerable (precision 0.91,
-    # 95.0% answered) and 13 of 13 on the seed sets, answering 55 of their 56 answerable.
-    threshold: float = 0.220
+    # as many others as that allows: declines 57.7% of ClapNQ's unanswerable (precision 0.89,
+    # 93.0% answered) and 13 of 13 on the seed sets, answering 55 of their 56 answerable.
+    threshold: float = 0.265
     sentence_cache: int = 50_000  # sentence vectors kept in memory
 
 
