@@ -18,10 +18,13 @@ from pathlib import Path
 from qa import Engine
 from qa.read import Candidate, Features
 from qa.schema import Answer, Passage
-from qa.settings import ConfidenceWeights
+from qa.settings import ConfidenceWeights, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-CLAPNQ = ROOT.parent / "shared" / "bench" / "clapnq"
+# ../shared beside the checkout (a worktree one folder deeper: its parent's)
+CLAPNQ = next((up / "shared" / "bench" / "clapnq" for up in ROOT.parents
+               if (up / "shared" / "bench" / "clapnq").is_dir()),
+              ROOT.parent / "shared" / "bench" / "clapnq")
 CLAPNQ_INDEX = ROOT / ".cache" / "bench" / "clapnq-index"  # built on first use
 _TOKEN = re.compile(r"\w+")
 _STOP = {"the", "a", "an", "of", "in", "on", "and", "or", "to", "is", "was", "are", "were", "by",
@@ -108,3 +111,14 @@ def gather(engine: Engine, questions: list[Question], embed_all: bool = False) -
         out.append(Evidence(q, trace.passages, trace.reading.ranked, trace.reading.features,
                             trace.answer))
     return out
+
+
+def with_settings(engine: Engine, settings: Settings) -> Engine:
+    """The engine answering with `settings` from now on (its index and sentence cache kept)."""
+    from qa.engine import Snapshot
+
+    snap = engine.snapshot()
+    engine.settings = replace(settings, store=engine.settings.store)
+    engine._snapshot = Snapshot(snap.index, engine.settings, snap.vectors, snap.generation,
+                                snap.fingerprint)
+    return engine

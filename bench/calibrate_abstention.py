@@ -4,8 +4,8 @@ For every question of ClapNQ (300 answerable, 300 not; passages indexed once int
 .cache/bench/clapnq-index) and of the seed sets (eval/seed.jsonl, eval/seed_chats.jsonl), the
 reader's confidence features are taken from `Engine.trace` (qa.read.Features: the best
 sentence's cosine, its lead over the median sentence, its share of the question's terms that its
-passage's title lacks, whether it names what a "how many" question counts or whose role a "who
-is the R of X" question asks for, and the question's length). A logistic regression over every
+passage's title lacks, and whether it names what a "how many" question counts or whose role a
+"who is the R of X" question asks for). A logistic regression over every
 question of both sets (each question weighs the same) gives the confidence
 (`ConfidenceWeights`); a sweep of thresholds prints, on each set, the precision and recall of
 declining and the share of answerable questions answered (and answered with a right best

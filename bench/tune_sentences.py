@@ -13,8 +13,11 @@ sentence read after the one before it gives up) by the answers' quotes (never de
 their length in words; it changes the cosines and the quotes, so every value answers every
 question again.
 
+`--squad` adds the answerable questions of SQuAD's fit part (eval/squad/fit; never its
+validation part) and `--grid` names the grid ("quote_margin=0.05,0.1;neighbour_margin=0.15").
+
     python bench/tune_sentences.py [--seed-set eval/seed.jsonl] [--seed-index DIR]
-                                   [--window-discounts 0,0.05,0.08]
+                                   [--window-discounts 0,0.05,0.08] [--squad] [--grid G]
 """
 
 from __future__ import annotations
@@ -96,7 +99,12 @@ def main() -> None:
     parser.add_argument("--seed-set", default=ROOT / "eval" / "seed.jsonl", type=Path)
     parser.add_argument("--seed-index", type=Path, help="index of seeds/ (default: a temp dir)")
     parser.add_argument("--window-discounts", help="comma-separated values to compare")
+    parser.add_argument("--squad", action="store_true", help="add SQuAD's fit part")
+    parser.add_argument("--grid", help='"name=v1,v2;name=v1,...": the grid (default: GRID)')
     args = parser.parse_args()
+    grid = GRID if not args.grid else {
+        name: tuple(float(v) for v in values.split(","))
+        for name, values in (part.split("=") for part in args.grid.split(";"))}
     seed_index = args.seed_index or Path(tempfile.mkdtemp(prefix="seed-index-"))
 
     seed = [q for q in read_question_set(args.seed_set) if q.answerable]
@@ -111,6 +119,12 @@ def main() -> None:
         "seed": gather(engines["seed"], seed, embed_all=True),
         "clapnq": gather(engines["clapnq"], clap, embed_all=True),
     }
+    if args.squad:
+        from ablate import open_squad, squad_questions
+
+        sets["squad-fit"] = gather(open_squad("fit"),
+                                   [q for q in squad_questions("fit") if q.answerable],
+                                   embed_all=True)
     base = AnswerSettings()
 
     def right(settings: AnswerSettings) -> dict[str, float]:
@@ -119,9 +133,9 @@ def main() -> None:
     current = right(base)
     print("current settings: " + ", ".join(f"{n} {v:.3f}" for n, v in current.items()))
     rows = []
-    for values in itertools.product(*GRID.values()):
-        scores = right(replace(base, **dict(zip(GRID, values))))
-        rows.append((sum(scores.values()) / len(scores), scores, dict(zip(GRID, values))))
+    for values in itertools.product(*grid.values()):
+        scores = right(replace(base, **dict(zip(grid, values))))
+        rows.append((sum(scores.values()) / len(scores), scores, dict(zip(grid, values))))
     rows.sort(key=lambda r: -r[0])
     print(f"w_cosine fixed at {base.w_cosine}; best of {len(rows)} grid points (answers right):")
     for mean, scores, values in rows[:15]:

@@ -27,13 +27,17 @@ def compose(
 ) -> Answer:
     """The answer to `question` (searched as `standalone`) from what the reader found in
     `passages` (best first)."""
-    confidence = confidence_of(reading.features, settings.confidence)
+    if reading.decided is None:
+        confidence = confidence_of(reading.features, settings.confidence)
+    else:  # a rule decided: the lead of a document, the sentence introducing X
+        confidence = float(reading.decided)
     answer = Answer(question=question, standalone_question=standalone, answered=False,
                     text=DECLINE_TEXT, passages=list(passages[: settings.passages]),
                     confidence=round(confidence, 4))
     if not reading.ranked or confidence < settings.threshold:
         return answer
-    citations = cite(choose(reading.ranked, settings))
+    chosen = reading.ranked if reading.decided else choose(reading.ranked, settings)
+    citations = cite(chosen)
     answer.answered = True
     answer.citations = citations
     answer.text = " ".join(f"{' '.join(c.quote.split())} [{c.n}]" for c in citations)

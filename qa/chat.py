@@ -13,8 +13,7 @@ turns before it. Without an LLM to rewrite it, two searches are fused:
 
 where a, how self-contained the question is, falls with fewer content words, with pronouns
 (at most `ChatSettings.resolved_alone` once resolved), and with follow-up openers ("and",
-"what about", "why"). Sentences are scored against both searches with the same weights, and
-the sentences the last answer quoted count a little less, so a follow-up moves on.
+"what about", "why"). Sentences are scored against both searches with the same weights.
 `Answer.standalone_question` is the joined search, or the question alone when it stands alone.
 """
 
@@ -46,7 +45,6 @@ class Resolution:
     standalone: str  # what was searched, as one text
     queries: tuple[WeightedQuery, ...]  # the resolved question first
     facts: QuestionFacts  # of the resolved question
-    avoid: tuple[str, ...] = ()  # the quotes of the last answer
 
 
 def self_containedness(facts: QuestionFacts) -> float:
@@ -73,20 +71,21 @@ def resolve(
     person = next(filter(None, map(english.last_person, quotes)), None) or english.last_person(
         last.question
     )
-    resolved = english.resolve_it(
-        english.resolve_pronouns(question, person), english.asked_about(last.question)
-    )
+    resolved = question
+    if settings.resolve_pronouns:
+        resolved = english.resolve_it(
+            english.resolve_pronouns(question, person), english.asked_about(last.question)
+        )
     facts = english.read_question(resolved)
     alone = self_containedness(facts)
     if resolved != question:  # a name put in for a pronoun still leans on the earlier turns
         alone = min(alone, settings.resolved_alone)
     if alone >= 1.0:
-        return Resolution(resolved, resolved, (WeightedQuery(resolved, 1.0),), facts, quotes)
+        return Resolution(resolved, resolved, (WeightedQuery(resolved, 1.0),), facts)
     joined = " ".join([*(t.question for t in turns), resolved])
     return Resolution(
         resolved=resolved,
         standalone=joined,
         queries=(WeightedQuery(resolved, alone), WeightedQuery(joined, 1.0 - alone)),
         facts=replace(facts, key_words=facts.key_words + tuple(english.key_words(joined))),
-        avoid=quotes,
     )

@@ -317,7 +317,7 @@ class Engine:
         resolution = chat.resolve(question, turns, self.settings.chat)
         queries = embedded(resolution.queries, self.embedder)  # once, for search and reading
         passages = self._passages(snapshot, queries, self.settings.answer.passages)
-        reading = snapshot.reader.read(resolution.facts, queries, passages, resolution.avoid)
+        reading = snapshot.reader.read(resolution.facts, queries, passages)
         answer = compose(question, resolution.standalone, reading, passages,
                          self.settings.answer)
         return Trace(resolution, passages, reading, answer)

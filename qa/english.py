@@ -10,6 +10,7 @@ names, which line is a heading, which sentence piece continues the one before it
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -40,8 +41,10 @@ _COUNT_END = {
 }
 # Counts that say nothing of what is counted ("how many times", "how many people").
 _GENERIC_COUNTS = {"times", "people", "years", "months", "weeks", "days", "hours", "minutes",
-                   "seconds", "ones", "kinds", "types", "more", "other", "others"}
-_HOW_MANY = re.compile(r"\bhow many\s+([^?.!]*)", re.IGNORECASE)
+                   "seconds", "ones", "kinds", "types", "more", "other", "others", "less",
+                   "longer", "higher", "lower", "larger", "bigger", "smaller", "further", "time"}
+# "how many soldiers", "how much money": what is counted or measured follows
+_HOW_MANY = re.compile(r"\bhow (?:many|much)\s+([^?.!]*)", re.IGNORECASE)
 # "Who is the president of Ukraine?", "Who was the coach of the Browns?", "Who is Russia's top
 # diplomat?": the holder of a role (its last word) of something.
 _ROLE_OF = re.compile(
@@ -58,6 +61,24 @@ _FRAMING = {
     "article", "document", "documents", "text", "report", "reported", "happen", "happened",
     "anything", "something", "thing", "things", "much", "many", "kind", "type", "also",
 }
+
+# "Summarize the article", "summarize", "What is this document about?", "Give me an overview":
+# asks for what a document says as a whole, answered by its lead.
+_DOC = r"(?:article|document|text|story|page|file|report|piece|paper|essay|post)"
+_OVERVIEW = re.compile(
+    rf"^\W*(?:(?:please\s+|can\s+you\s+|could\s+you\s+)?(?:summari[sz]e|sum\s+up|outline)"
+    rf"(?:\s+(?:it|this|that|(?:the|this|that)\s+{_DOC}))?"
+    rf"|(?:give\s+(?:me\s+)?)?(?:a|an|the)\s+(?:summary|overview|gist)"
+    rf"(?:\s+of\s+(?:it|this|that|(?:the|this|that)\s+{_DOC}))?"
+    rf"|what(?:\s+is|'s|’s)\s+(?:this|(?:the|this|that)\s+{_DOC})\s+(?:all\s+)?about"
+    rf"|what\s+does\s+(?:this|(?:the|this)\s+{_DOC})\s+(?:say|cover|discuss|describe))\W*$",
+    re.IGNORECASE,
+)
+# "Who is Jens Stoltenberg?", "What is NATO?", "What is a deterrent?": asks what someone or
+# something is, answered by the sentence that introduces it.
+_DEFINITION = re.compile(r"^\W*(who|what)(?:\s+(?:is|was|are|were)|'s|’s)\s+([^?!.]+?)\W*$",
+                         re.IGNORECASE)
+_ARTICLES = {"a", "an", "the"}
 
 # ---- what a question leans on ----------------------------------------------------------
 PERSONAL = {"he", "him", "his", "she", "her", "hers"}
@@ -77,6 +98,8 @@ _TITLES = {
     "Spokesman", "Spokeswoman", "Senator", "Governor", "Mr", "Mrs", "Ms", "Dr", "Sir", "King",
     "Queen", "Pope", "Chief", "Defense", "State", "Kremlin", "Russian", "American", "British",
 }
+_POSTS = {"Spokesman", "Spokeswoman", "President", "Secretary", "General", "Minister",
+          "Chancellor", "Senator", "Governor", "King", "Queen", "Pope", "Chief"}
 _NOT_PERSON = {
     "Europe", "European", "Eastern", "Western", "Northern", "Southern", "United", "States",
     "Kingdom", "Union", "Nations", "House", "Department", "Office", "Ministry", "Council",
@@ -127,6 +150,9 @@ class QuestionFacts:
     kind: str | None  # the answer's type: "number", "date", "name", or None
     counted: tuple[str, ...]  # what a "how many" question counts: ("soldiers",)
     role: Role | None  # whose role a "who is the R of X" question asks for
+    # "overview" (what a document says as a whole), "definition" ("Who is X?"), or None
+    asks: str | None
+    subject: tuple[str, ...]  # the words of the X a definition question asks about
     key_words: tuple[str, ...]  # names and numbers, of the question and what it is searched with
     words: frozenset[str]  # its words, lower case
     length: int  # its words, counted as split by spaces
@@ -140,11 +166,14 @@ def read_question(text: str) -> QuestionFacts:
     words = [w.lower() for w in WORD.findall(text)]
     stop = stopwords()
     content = [w for w in words if w not in stop and w not in ANAPHORA]
+    subject = tuple(defined(text))
     return QuestionFacts(
         text=text,
         kind=expected_type(text),
         counted=tuple(counted_words(text)),
         role=role_asked(text),
+        asks="overview" if _OVERVIEW.match(text) else "definition" if subject else None,
+        subject=subject,
         key_words=tuple(key_words(text)),
         words=frozenset(words),
         length=len(text.split()),
@@ -186,9 +215,9 @@ def expected_type(question: str) -> str | None:
 
 
 def counted_words(question: str) -> list[str]:
-    """What a "how many" question counts: its first two words up to a verb or preposition,
-    without names and generic counts. "How many American soldiers could be sent?" ->
-    ["soldiers"]; [] for any other question."""
+    """What a "how many" question counts (or a "how much" one measures): its first two words
+    up to a verb or preposition, without names and generic counts. "How many American soldiers
+    could be sent?" -> ["soldiers"]; "How much money ...?" -> ["money"]; [] for any other."""
     m = _HOW_MANY.search(question)
     if not m:
         return []
@@ -212,6 +241,42 @@ def role_asked(question: str) -> Role | None:
             return None
         owner, role = m.group(1), m.group(2)
     return Role(role.split()[-1].lower(), tuple(WORD.findall(owner)))
+
+
+def defined(question: str) -> list[str]:
+    """What a "Who is X?" or "What is X?" question asks to be introduced: X's words, when X is
+    a name ("Jens Stoltenberg", "the Kremlin") or "a"/"an" and at most three words ("a
+    deterrent"); [] for any other question ("What is the capital of France?")."""
+    m = _DEFINITION.match(question)
+    if not m:
+        return []
+    words = WORD.findall(m.group(2))
+    article = words[0].lower() if words and words[0].lower() in _ARTICLES else None
+    words = words[1:] if article else words
+    if not words or len(words) > 4:
+        return []
+    if all(w[:1].isupper() or any(c.isdigit() for c in w) for w in words):
+        return words
+    if m.group(1).lower() == "what" and article in ("a", "an") and len(words) <= 3:
+        return words
+    return []
+
+
+def names_all(text: str, words: Sequence[str]) -> bool:
+    """Whether `text` holds every one of `words` as a word (case ignored)."""
+    return all(re.search(rf"\b{re.escape(w)}\b", text, re.IGNORECASE) for w in words)
+
+
+def introduces(text: str, words: Sequence[str]) -> bool:
+    """Whether `text` says what `words` name is: "X is a ...", "X, the ...", "X (born ...)",
+    or a post before the name ("NATO Secretary-General Jens Stoltenberg", "spokesman X")."""
+    name = r"\W+".join(re.escape(w) for w in words)
+    if re.search(rf"\b{name}(?:\s+(?:is|was|are|were)\s+(?:a|an|the|one)\b|\s*,\s*(?:a|an|the|"
+                 rf"who)\b|\s*\()", text, re.IGNORECASE):
+        return True
+    before = re.search(rf"([\w-]+)\s+{name}\b", text, re.IGNORECASE)
+    return before is not None and any(
+        part.capitalize() in _POSTS for part in before.group(1).split("-"))
 
 
 def key_words(question: str) -> list[str]:

@@ -16,11 +16,15 @@ the next (see `AnswerSettings` for the weights):
     passage   the fused retrieval score of the sentence's passage
     type      the sentence holds what the question asks for: a number ("how many"), a date
               ("when"), a name ("who", "where"); 0.5 when the question asks for no type
+
+Two kinds of question are read by rule instead (`QuestionFacts.asks`): an overview ("Summarize
+the article") gets the lead of the best document; a definition ("Who is X?") the sentence
+introducing X, or a decline when no document the search found names X.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -84,7 +88,7 @@ class Features:
     # many" question counts, or whose role a "who is the R of X" question asks for; else 1
     asked: float = 1.0
     # the question's words / `long_question` (at most 1): a long question shares more words
-    # with on-topic text, which lifts the cosine of sentences that do not answer it
+    # with any sentence, so the same cosine means less
     length: float = 0.0
 
 
@@ -94,6 +98,10 @@ class Reading:
 
     ranked: list[Candidate]
     features: Features
+    # set when a rule decides rather than the confidence: True to quote `ranked` as it is (a
+    # document's lead, the sentence introducing what a definition question asks about),
+    # False to decline (that is never named)
+    decided: bool | None = None
 
 
 class Reader(Protocol):
@@ -102,11 +110,9 @@ class Reader(Protocol):
         facts: QuestionFacts,
         queries: Sequence[WeightedQuery],
         passages: Sequence[Passage],
-        avoid: Sequence[str] = (),
     ) -> Reading:
         """Score the sentences of `passages` (best first) for the question `facts` reads,
-        searched as `queries`; sentences within `avoid` (the last answer's quotes) count a
-        little less, so a follow-up moves on."""
+        searched as `queries`."""
         ...
 
 
@@ -119,24 +125,62 @@ class SentenceReader:
         self.index = index
         self.vectors = vectors
         self.settings = settings
-        self.stopwords = english.term_stopwords()
+        self.stopwords = (english.term_stopwords() if settings.framing_words
+                          else english.stopwords())
 
     def read(
         self,
         facts: QuestionFacts,
         queries: Sequence[WeightedQuery],
         passages: Sequence[Passage],
-        avoid: Sequence[str] = (),
     ) -> Reading:
-        ranked = self.score(facts, queries, passages, avoid)
         length = min(facts.length, self.settings.long_question) / self.settings.long_question
+        if facts.asks == "overview" and self.settings.overview_rule and passages:
+            return Reading(self.lead(passages[0].doc_id), Features(length=length), True)
+        ranked = self.score(facts, queries, passages)
         if not ranked:
             return Reading([], Features(length=length))
         best = ranked[0]
         median = float(np.median([c.score for c in ranked]))
-        return Reading(ranked, Features(cosine=best.support, gap=best.score - median,
-                                        focus=best.focus, asked=self.asked_for(facts, best),
-                                        length=length))
+        features = Features(cosine=best.support, gap=best.score - median, focus=best.focus,
+                            asked=self.asked_for(facts, best), length=length)
+        if facts.asks == "definition" and self.settings.definition_rule:
+            named = self.naming(facts.subject, passages)
+            if not named:  # never named where the search looked: nothing introduces it
+                return Reading(ranked, features, False)
+            intro = next((c for c in named if english.introduces(c.text, facts.subject)), None)
+            if intro is not None:
+                return Reading([intro], features, True)
+        return Reading(ranked, features)
+
+    def sentences(self, doc_id: str) -> Iterator[Candidate]:
+        """The sentences of a document, in order."""
+        for passage_id in self.index.documents[doc_id].passages:
+            yield from self.candidates([self.index.passage(passage_id)])
+
+    def lead(self, doc_id: str) -> list[Candidate]:
+        """A document's lead: its title line (when its text opens with one) and its first
+        sentences: `lead_sentences`, or fewer once they hold `lead_words` words."""
+        out: list[Candidate] = []
+        words = sentences = 0
+        for c in self.sentences(doc_id):
+            if c.heading and sentences:
+                break  # a heading after the first sentence opens the next section
+            out.append(c)
+            if not c.heading:
+                words, sentences = words + len(c.text.split()), sentences + 1
+            if words >= self.settings.lead_words or sentences >= self.settings.lead_sentences:
+                break
+        return out
+
+    def naming(self, subject: Sequence[str], passages: Sequence[Passage]) -> list[Candidate]:
+        """The sentences naming `subject` of the first document (by the search) that does."""
+        for doc_id in dict.fromkeys(p.doc_id for p in passages[: self.settings.scored_passages]):
+            named = [c for c in self.sentences(doc_id)
+                     if not c.heading and english.names_all(c.text, subject)]
+            if named:
+                return named
+        return []
 
     def asked_for(self, facts: QuestionFacts, best: Candidate) -> float:
         """0 when the question asks for something `best` (with its lead-in) does not name, else
@@ -145,9 +189,11 @@ class SentenceReader:
         names the role only beside others ("Russian President Vladimir Putin" for "Who is the
         president of Ukraine?"); a sentence that never names the role tells nothing."""
         text = best.reading
-        if facts.counted and not self.names(facts.counted, english.lower_words(text)):
+        s = self.settings
+        if (s.count_rule and facts.counted
+                and not self.names(facts.counted, english.lower_words(text))):
             return 0.0
-        if facts.role is not None:
+        if s.role_rule and facts.role is not None:
             owner = [w for w in facts.role.owner if w.lower() not in self.stopwords]
             near = english.role_neighbours(text, facts.role.word, self.settings.role_window)
             if len(owner) > 1:
@@ -178,8 +224,8 @@ class SentenceReader:
             units: list[list[int]] = []
             for a, b in self.index.sentence_spans(passage.id):
                 gap = passage.text[units[-1][1] : a] if units else ""
-                if units and english.continues(gap, passage.text[a:b],
-                                               self.settings.fragment_words):
+                if units and self.settings.join_fragments and english.continues(
+                        gap, passage.text[a:b], self.settings.fragment_words):
                     units[-1][1] = b
                 else:
                     units.append([a, b])
@@ -194,7 +240,6 @@ class SentenceReader:
         facts: QuestionFacts,
         queries: Sequence[WeightedQuery],
         passages: Sequence[Passage],
-        avoid: Sequence[str] = (),
     ) -> list[Candidate]:
         """Candidate sentences with their evidence and score, best first."""
         s = self.settings
@@ -243,8 +288,6 @@ class SentenceReader:
             c.lead_in = b if b is not None and cos > cos_alone + s.lead_in_margin else None
             c.support = float(support)
             c.score = sentence_score(c, s)
-            if any(c.text in quote for quote in avoid):
-                c.score -= s.quote_margin
         return sorted(found, key=lambda c: -c.score)
 
     # ---- the question's terms ----------------------------------------------------------

@@ -97,10 +97,16 @@ class AnswerSettings:
     window_discount: float = 0.0
     lead_in_margin: float = 0.05
     max_quotes: int = 3
-    quote_margin: float = 0.05  # a second or third quote scores at most this below the best
+    # a second or third quote scores at most this below the best (bench/tune_sentences.py
+    # --squad, answers right were every question answered, 0.05 -> 0.12: SQuAD fit 0.892 ->
+    # 0.898, ClapNQ 0.687 -> 0.710, seed set 0.900 -> 0.900)
+    quote_margin: float = 0.12
     neighbour_margin: float = 0.15  # the same for a sentence next to a chosen one
     duplicate_cosine: float = 0.9  # sentences this similar to a chosen one are not quoted
-    fragment_words: int = 4  # a split-off piece this short stays with the sentence before it
+    # a split-off piece (lower-case start, no letter, or at most fragment_words words) stays
+    # with the sentence before it (english.continues); join_fragments=False keeps each apart
+    join_fragments: bool = True
+    fragment_words: int = 4
     # sentence score = w_cosine * cosine(question, sentence) + w_lexical * share of the
     # question's IDF-weighted terms in the sentence + w_context * the same in the sentence and
     # its neighbours + w_passage * the passage's fused retrieval score + w_type * answer-type
@@ -116,12 +122,28 @@ class AnswerSettings:
     # cosine, its lead over the median sentence, its share of the question's terms that its
     # passage's title lacks, whether it names what a "how many" question counts or whose role
     # a "who is the R of X" question asks for, the question's length); fitted by
-    # bench/calibrate_abstention.py over ClapNQ and the seed sets, every question weighing the same
+    # bench/calibrate_abstention.py over ClapNQ and the seed sets, every question weighing the
+    # same; what each feature and rule adds: bench/ablate.py, eval/results/ablation.md
     confidence: ConfidenceWeights = field(default_factory=ConfidenceWeights)
     long_question: int = 20  # words; longer questions count as this long in the confidence
     # a word this near what a question asks for names it ("how many" X, the owner of a role)
     word_cosine: float = 0.6
     role_window: int = 4  # words either side of a role word that may name whose role it is
+    # the `asked` feature's two rules: what a "how many" question counts, whose role a "who is
+    # the R of X" question asks for (bench/ablate.py measures each without the other)
+    count_rule: bool = True
+    role_rule: bool = True
+    # "Summarize the article" is answered by the document's lead (its title line and first
+    # lead_sentences sentences, fewer once they hold lead_words words); "Who is X?" by the one
+    # that introduces X ("X is a ...", "NATO Secretary-General X"), declined when no document
+    # the search found names X
+    overview_rule: bool = True
+    definition_rule: bool = True
+    lead_sentences: int = 3
+    lead_words: int = 80
+    # question words that frame rather than say what it is about ("say", "describe") are not
+    # among its terms (english.term_stopwords)
+    framing_words: bool = True
     # Below this confidence the answer declines. Chosen to answer >= 90% of ClapNQ's answerable
     # questions and >= 95% of the seed sets', declining none of the seed sets' right answers and
     # as many others as that allows: declines 57.7% of ClapNQ's unanswerable (precision 0.89,
@@ -142,6 +164,8 @@ class ChatSettings:
     history_turns: int = 8
     context_turns: int = 2  # earlier questions joined to a follow-up
     resolved_alone: float = 0.8  # the most a question with a resolved pronoun weighs alone
+    # he/she/his/her -> the person the last answer names; "it" acting -> the body last asked of
+    resolve_pronouns: bool = True
 
 
 @dataclass(frozen=True)

@@ -160,3 +160,9 @@ def test_qa_chat_ends_at_end_of_input(seed_index_dir):
     assert done.returncode == 0, done.stderr
     assert DECLINE_TEXT in done.stdout
     assert "Closest passages:" in done.stdout
+
+
+def test_who_is_he_is_answered_by_the_sentence_introducing_the_person(seed_engine):
+    answer = seed_engine.ask("Who is he?", history=["What did Stoltenberg say about the alliance?"])
+    assert answer.answered, answer.confidence
+    assert "NATO Secretary-General Jens Stoltenberg" in answer.text
