@@ -130,10 +130,10 @@ class Database:
                       [(k, json.dumps(v)) for k, v in values.items()])
 
     # ---- passages ----------------------------------------------------------------------------
-    def passage(self, key: int) -> tuple[str, str, dict[str, Any]] | None:
-        """(id, text, metadata) of a passage by key."""
-        row = self.rows("SELECT id, text, metadata FROM passages WHERE key = ?", (key,))
-        return (row[0][0], row[0][1], json.loads(row[0][2])) if row else None
+    def passage(self, passage_id: str) -> tuple[str, dict[str, Any]] | None:
+        """(text, metadata) of a passage by id."""
+        row = self.rows("SELECT text, metadata FROM passages WHERE id = ?", (passage_id,))
+        return (row[0][0], json.loads(row[0][1])) if row else None
 
     def key_of(self, passage_id: str) -> int | None:
         row = self.rows("SELECT key FROM passages WHERE id = ?", (passage_id,))

@@ -108,11 +108,10 @@ class PassageIndex:
         return len(self.vectors)
 
     def _row(self, passage_id: str) -> tuple[str, dict[str, Any]]:
-        key = self.db.key_of(passage_id)
-        found = self.db.passage(key) if key is not None else None
+        found = self.db.passage(passage_id)
         if found is None:
             raise KeyError(f"{passage_id!r} is not in the index")
-        return found[1], found[2]
+        return found
 
     def passage(self, passage_id: str, score: float = 0.0) -> Passage:
         text, meta = self._row(passage_id)
@@ -179,7 +178,7 @@ class PassageIndex:
                                                    n.metadata) for n in nodes], dtype=np.int64)
             self.vectors.add(keys, vectors)
             tokens = self._term_ids([n.text for n in nodes], new=True)
-            self._batches.append(Postings.build(keys, tokens, Gone.of([], [])))
+            self._batches.append(Postings.build(keys, tokens))
             # like sizes merged as they come: a million passages make a few dozen parts
             while len(self._batches) > 1 and (len(self._batches[-2].keys)
                                               <= 2 * len(self._batches[-1].keys)):

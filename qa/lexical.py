@@ -98,6 +98,9 @@ class LexicalIndex:
             self.doc_freq -= np.bincount(g.terms, minlength=n_terms)[:n_terms]
         # each segment's rows that later writes removed
         self.dead = [np.isin(s.keys, dead) if len(dead) else None for s in self.segments]
+        # each row's length normalisation, the same for every question of this state
+        self.norms = [K1 * ((1 - B) + B * np.asarray(s.lengths) / self.avg_length)
+                      for s in self.segments]
 
     def __len__(self) -> int:
         return self.n_docs
@@ -122,9 +125,8 @@ class LexicalIndex:
         if not term_ids or not self.n_docs:
             return np.zeros(0, np.int64), np.zeros(0)
         idf = bm25_idf(self.doc_freq[term_ids].astype(np.float64), self.n_docs)
-        for segment, dead in zip(self.segments, self.dead):
+        for segment, dead, norm in zip(self.segments, self.dead, self.norms):
             out = np.zeros(len(segment.keys))
-            norm = K1 * ((1 - B) + B * np.asarray(segment.lengths) / self.avg_length)
             for term, weight in zip(term_ids, idf):
                 if term >= segment.terms:
                     continue

@@ -59,7 +59,7 @@ class Postings:
         return cls(**{name: np.load(where / f"{name}.npy", mmap_mode="r") for name in ARRAYS})
 
     @classmethod
-    def build(cls, keys: np.ndarray, token_ids: Sequence[np.ndarray], gone: Gone) -> Postings:
+    def build(cls, keys: np.ndarray, token_ids: Sequence[np.ndarray]) -> Postings:
         """Postings of rows given as their tokens' term ids (one array a row, in key order)."""
         lengths = np.asarray([len(t) for t in token_ids], dtype=np.int32)
         if token_ids:
@@ -68,7 +68,7 @@ class Postings:
             flat = np.zeros(0, dtype=np.int64)
         row_of = np.repeat(np.arange(len(token_ids), dtype=np.int64), lengths)
         return cls.from_pairs(np.asarray(keys, dtype=np.int64), lengths, flat, row_of,
-                              np.ones(len(flat), dtype=np.float32), gone)
+                              np.ones(len(flat), dtype=np.float32), Gone.of([], []))
 
     @classmethod
     def from_pairs(cls, keys: np.ndarray, lengths: np.ndarray, terms: np.ndarray,
@@ -87,11 +87,6 @@ class Postings:
         return cls(keys, lengths.astype(np.int32), indptr,
                    (pair % max(len(keys), 1)).astype(np.int32), summed.astype(np.float32),
                    gone.keys, gone.lengths, gone.ptr, gone.terms)
-
-    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(term, row, count) of every posting."""
-        terms = np.repeat(np.arange(self.terms, dtype=np.int64), np.diff(self.indptr))
-        return terms, np.asarray(self.rows, dtype=np.int64), np.asarray(self.tf)
 
     def gone(self) -> Gone:
         return Gone(np.asarray(self.gone_keys), np.asarray(self.gone_lengths),

@@ -11,12 +11,13 @@ passage is rewritten a logarithmic number of times.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+
+from qa import store
 
 FOLDER = "segments"
 NAME = re.compile(r"seg-(\d{8,})")
@@ -93,24 +94,9 @@ def clear_unlisted(generation: Path, listed: Sequence[str]) -> None:
 
 
 def fsync_tree(root: Path) -> None:
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            _fsync(Path(dirpath) / name)
-        _fsync(Path(dirpath))
-    _fsync(root.parent)
-
-
-def _fsync(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """The segment's files and folders on disk, and its entry in the segments folder."""
+    store.fsync_tree(root)
+    store.fsync_dir(root.parent)
 
 
 def _on_disk(generation: Path) -> list[str]:

@@ -126,14 +126,14 @@ class IndexStore:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         final = self.root / name
         os.rename(tmp, final)
         pointer = self.root / f"{CURRENT}.tmp"
         pointer.write_text(name + "\n", encoding="utf-8")
         _fsync_file(pointer)
         os.replace(pointer, self.root / CURRENT)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         for old in self.root.glob("gen-*"):
             if old.name != name and not old.name.endswith(".tmp"):
                 shutil.rmtree(old, ignore_errors=True)
@@ -165,15 +165,15 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     try:
         _fsync_file(path)
     except OSError:
         pass
 
 
-def _fsync_tree(root: Path) -> None:
+def fsync_tree(root: Path) -> None:
     for dirpath, _, files in os.walk(root):
         for name in files:
             _fsync_file(Path(dirpath) / name)
-        _fsync_dir(Path(dirpath))
+        fsync_dir(Path(dirpath))

@@ -50,6 +50,7 @@ class _Part:
             self.ivf = faiss.read_index(os.fspath(where / "ivf.index"), flag)
             self.ivf.nprobe = NPROBE
         self.dead: np.ndarray | None = None  # rows removed by later writes
+        self.dead_keys = np.zeros(0, np.int64)
         self.n_dead = 0
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,10 +74,6 @@ class _Part:
             keep &= ~self.dead[np.maximum(rows, 0)]
         return np.asarray(self.keys)[rows[keep]][:k], scores[keep][:k]
 
-    @property
-    def dead_keys(self) -> np.ndarray:
-        return np.asarray(self.keys)[self.dead] if self.dead is not None else np.zeros(0)
-
 
 class FaissStore:
     """Unit vectors by passage key (int64, never reused), in segments plus the pending write."""
@@ -90,6 +87,7 @@ class FaissStore:
             if len(self._removed):
                 part.dead = np.isin(part.keys, self._removed)
                 part.n_dead = int(part.dead.sum())
+                part.dead_keys = np.asarray(part.keys)[part.dead]
         # parts holding vectors, by their first key (a later write's keys are all larger)
         self._held = [p for p in self._parts if len(p.keys)]
         self._firsts = np.asarray([p.keys[0] for p in self._held], dtype=np.int64)
