@@ -121,8 +121,12 @@ def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def watchdog(limit_gb: float) -> None:
-    """End this process when its RSS passes the limit (the machine is shared)."""
+PEAK: dict = {"mb": 0.0, "phases": []}  # the highest RSS sampled, and the phases under way
+
+
+def watchdog(limit_gb: float, phases: Phases | None = None) -> None:
+    """End this process when its RSS passes the limit (the machine is shared); note in PEAK
+    the phases under way at the highest RSS sampled (every 0.2 s)."""
     limit = limit_gb * 1024 * 1024
 
     def watch() -> None:
@@ -132,7 +136,9 @@ def watchdog(limit_gb: float) -> None:
                 print(f"scale: RSS {mb(rss):.0f} MB passed --rss-limit-gb {limit_gb}; stopping",
                       file=sys.stderr, flush=True)
                 os._exit(3)
-            time.sleep(0.5)
+            if mb(rss) > PEAK["mb"]:
+                PEAK.update(mb=mb(rss), phases=list(phases.stack) if phases else [])
+            time.sleep(0.2)
 
     threading.Thread(target=watch, daemon=True).start()
 
@@ -238,15 +244,18 @@ class Phases:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.stack: list[str] = []  # the phases under way, outermost first
 
     def timed(self, name: str, fn: Callable) -> Callable:
         def wrapper(*args, **kwargs):
             self.seconds.setdefault(name, 0.0)  # listed in the order entered
+            self.stack.append(name.strip())
             start = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
                 self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+                self.stack.pop()
 
         wrapper.__wrapped__ = fn
         return wrapper
@@ -271,6 +280,7 @@ class Phases:
         import qa.postings
         import qa.segments
         import qa.sync
+        import qa.vectors.faiss_store
         from qa.db import Database
         from qa.engine import Engine
         from qa.index import PassageIndex
@@ -294,6 +304,7 @@ class Phases:
             (PassageIndex, "check", "  check"),
             (qa.index, "merge", "  BM25 segment (merge)"),
             (FaissStore, "save", "  FaissStore.save"),
+            (qa.vectors.faiss_store, "_ivf", "    IVF build"),
             (qa.segments, "fsync_tree", "  fsync segment"),
             (qa.segments, "sums", "  segment checksums"),
             (Database, "commit", "  SQLite commit"),
@@ -444,7 +455,7 @@ def write_corpus(docs: list[dict], target: int, folder: Path) -> tuple[int, int]
 
 # ---- the measured process of one size --------------------------------------------------
 def worker(corpus: Path, index_dir: Path, work: Path, cache_dir: Path, rounds: int,
-           n_queries: int, n_ask: int) -> dict:
+           n_queries: int, n_ask: int, phases: Phases) -> dict:
     import qa.engine
     from qa.embed import make_embedder
     from qa.errors import QAError
@@ -454,7 +465,6 @@ def worker(corpus: Path, index_dir: Path, work: Path, cache_dir: Path, rounds: i
     real = make_embedder(Settings().embed, qa_cache())
     embedder = CachedEmbedder(real, VectorCache(cache_dir / "vectors"))
     qa.engine.make_embedder = lambda *args, **kwargs: embedder  # what Engine.__init__ calls
-    phases = Phases()
     phases.install()
     questions = read_queries(n_queries)
     start = time.perf_counter()
@@ -472,6 +482,7 @@ def worker(corpus: Path, index_dir: Path, work: Path, cache_dir: Path, rounds: i
         "build_encode_s": build_encode, "build_phases": phases.take(),
         "rss_after_build_mb": mb(status_kb("VmRSS")), "hwm_after_build_mb": mb(status_kb("VmHWM")),
         "rss_before_build_mb": mb(base_rss), "imports_before_build_s": imports,
+        "build_peak_sampled": dict(PEAK),
     }
     print(f"scale: built {out['passages']} passages in {build_total:.1f} s", file=sys.stderr,
           flush=True)
@@ -695,9 +706,10 @@ def main(argv: list[str] | None = None) -> None:
         prep(opts.cache, opts.largest, opts.rounds, opts.queries)
         return
     if opts.stage == "worker":
-        watchdog(opts.rss_limit_gb)
+        phases = Phases()
+        watchdog(opts.rss_limit_gb, phases)
         result = worker(opts.corpus, opts.index, opts.work, opts.cache, opts.rounds,
-                        opts.queries, opts.asks)
+                        opts.queries, opts.asks, phases)
         print(json.dumps(result))
         return
     if opts.stage == "open":
