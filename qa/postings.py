@@ -13,7 +13,7 @@ its own and a question score with the statistics of the moment (bench/bm25_engin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,31 +144,29 @@ def merge(parts: Sequence[Postings], dead: np.ndarray, gone: Gone) -> Postings:
     n_terms = max((p.terms for p in parts), default=0)
     alive = [~np.isin(p.keys, dead) if len(dead) else np.ones(len(p.keys), bool) for p in parts]
 
-    def kept_terms(part: Postings, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        terms = np.repeat(np.arange(part.terms, dtype=np.int64), np.diff(part.indptr))
-        kept = keep[np.asarray(part.rows)]
-        return terms[kept], kept
-
-    # two passes, so that memory holds one part's postings at a time beside the output
+    # two passes, so that memory holds one block of one part's postings at a time beside
+    # the output (at a million passages a part holds tens of millions of postings)
     total = np.zeros(n_terms, dtype=np.int64)
     for part, keep in zip(parts, alive):
-        total += np.bincount(kept_terms(part, keep)[0], minlength=n_terms)
+        for first, t, _, _ in _kept_blocks(part, keep):
+            total[first:first + len(t)] += t
     indptr = np.zeros(n_terms + 1, dtype=np.int64)
     np.cumsum(total, out=indptr[1:])
     rows = np.empty(int(indptr[-1]), dtype=np.int32)
     tf = np.empty(int(indptr[-1]), dtype=np.float32)
-    placed = np.zeros(n_terms, dtype=np.int64)  # postings of each term copied so far
+    placed = indptr[:-1].copy()  # where each term's next posting goes
     offset = 0
     for part, keep in zip(parts, alive):
-        t, kept = kept_terms(part, keep)
-        count = np.bincount(t, minlength=n_terms)
-        first = np.zeros(n_terms, dtype=np.int64)  # where each term starts among `t`
-        np.cumsum(count[:-1], out=first[1:])
-        dest = indptr[t] + placed[t] + np.arange(len(t)) - first[t]
-        new_row = np.cumsum(keep) - 1 + offset
-        rows[dest] = new_row[np.asarray(part.rows)[kept]]
-        tf[dest] = np.asarray(part.tf)[kept]
-        placed += count
+        new_row = (np.cumsum(keep) - 1 + offset).astype(np.int32)
+        for first, count, part_rows, part_tf in _kept_blocks(part, keep):
+            # the block's postings, term after term: each goes after those already placed
+            term = np.repeat(np.arange(first, first + len(count)), count)
+            before = np.zeros(len(count), dtype=np.int64)
+            np.cumsum(count[:-1], out=before[1:])
+            dest = placed[term] + np.arange(len(term)) - before[term - first]
+            rows[dest] = new_row[part_rows]
+            tf[dest] = part_tf
+            placed[first:first + len(count)] += count
         offset += int(keep.sum())
     keys = np.concatenate([np.asarray(p.keys)[k] for p, k in zip(parts, alive)] or [dead[:0]])
     lengths = np.concatenate([np.asarray(p.lengths)[k] for p, k in zip(parts, alive)]
@@ -178,3 +176,22 @@ def merge(parts: Sequence[Postings], dead: np.ndarray, gone: Gone) -> Postings:
     removed = removed.where(~np.isin(removed.keys, merged_keys))  # those rows are gone here
     return Postings(keys.astype(np.int64), lengths.astype(np.int32), indptr, rows, tf,
                     removed.keys, removed.lengths, removed.ptr, removed.terms)
+
+
+BLOCK = 4_000_000  # postings read at a time by `merge`
+
+
+def _kept_blocks(part: Postings, keep: np.ndarray
+                 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """A part's postings of rows it keeps, by blocks of whole terms of about BLOCK postings:
+    (first term id, kept postings per term, their rows, their counts)."""
+    indptr = np.asarray(part.indptr)
+    cuts = np.unique(np.r_[np.searchsorted(indptr, np.arange(0, indptr[-1], BLOCK),
+                                           side="right") - 1, part.terms])
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        lo, hi = int(indptr[a]), int(indptr[b])
+        part_rows = np.asarray(part.rows[lo:hi])
+        kept = keep[part_rows]
+        term = np.repeat(np.arange(b - a), np.diff(indptr[a:b + 1]))
+        count = np.bincount(term[kept], minlength=b - a)
+        yield int(a), count, part_rows[kept], np.asarray(part.tf[lo:hi])[kept]

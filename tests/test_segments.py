@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pytest
 from make_files import GOOD_TEXT
 
 from qa import Engine
@@ -71,3 +72,32 @@ def test_segments_merge_while_they_are_small_beside_the_new_one():
     assert merge_count([1000, 40, 3, 1], 1) == 2  # until one is over 4x what is merged
     assert merge_count([1000, 40, 3, 1], 10) == 3
     assert merge_count([1000, 4], 0) == 1  # a removal alone merges the newest small one
+
+
+@pytest.mark.parametrize("block", [1, 7, 4_000_000])
+def test_merged_postings_equal_those_built_from_the_live_rows(monkeypatch, block):
+    # merge copies postings a block of terms at a time; any block size gives the same segment
+    from qa import postings
+
+    monkeypatch.setattr(postings, "BLOCK", block)
+    rng = np.random.default_rng(0)
+    parts, tokens, keys, start = [], [], [], 0
+    for n, vocab in [(50, 40), (30, 60), (70, 55)]:
+        rows = [rng.integers(0, vocab, rng.integers(0, 30)) for _ in range(n)]
+        part_keys = np.arange(start, start + n, dtype=np.int64) * 3
+        parts.append(postings.Postings.build(part_keys, rows))
+        tokens += rows
+        keys += part_keys.tolist()
+        start += n + 5
+    dead = np.asarray(keys[::7], dtype=np.int64)
+    alive = [k not in set(dead.tolist()) for k in keys]
+    expected = postings.Postings.build(np.asarray([k for k, a in zip(keys, alive) if a]),
+                                       [t for t, a in zip(tokens, alive) if a])
+    merged = postings.merge(parts, dead, postings.Gone.of([], []))
+    n = expected.terms
+    np.testing.assert_array_equal(merged.keys, expected.keys)
+    np.testing.assert_array_equal(merged.lengths, expected.lengths)
+    np.testing.assert_array_equal(merged.indptr[:n + 1], expected.indptr)
+    assert (merged.indptr[n:] == expected.indptr[-1]).all()  # terms only dead rows held
+    np.testing.assert_array_equal(merged.rows, expected.rows)
+    np.testing.assert_array_equal(merged.tf, expected.tf)

@@ -369,7 +369,9 @@ def test_faiss_ivf_segments_skip_tombstoned_and_pending_deleted_keys(tmp_path, m
     from qa.vectors import faiss_store
 
     monkeypatch.setattr(faiss_store, "APPROXIMATE_FROM", 300)  # an IVF index from 300 vectors
+    monkeypatch.setattr(faiss_store, "CHUNK", 64)  # written and read back in several pieces
     index, live, keys, vectors = faiss_segments(tmp_path, sizes=(400, 50))
+    np.testing.assert_array_equal(np.load(live[0] / "vectors/vectors.npy"), vectors[:400])
     assert (live[0] / "vectors/ivf.index").is_file()
     assert not (live[1] / "vectors/ivf.index").exists()
     store = load_store("faiss", live, DIM)
@@ -633,3 +635,20 @@ def test_a_milvus_server_uri_holds_segments_the_same_way(milvus_server, tmp_path
     assert len(loaded_b) == 25
     assert sorted(loaded_b.search(vectors[0], 100)[0].tolist()) == keys[25:].tolist()
     assert json.loads((live_b[-1] / "vectors" / "milvus.json").read_text())["uri"] == spec[7:]
+
+
+def test_faiss_store_answers_alike_after_saving_what_it_added_and_deleted(tmp_path):
+    # the saved vectors are read back from the file, those added and deleted in one write gone
+    _, live, keys, vectors = faiss_segments(tmp_path, sizes=(30,))
+    store = load_store("faiss", live, DIM)
+    more_keys, more = make_keys(10, int(keys[-1]) + 1), unit_vectors(10, seed=77)
+    store.add(more_keys, more)
+    store.delete([more_keys[2], keys[5]])
+    store.save(tmp_path / "seg-next")
+    assert len(store) == 38
+    alive = np.ones(10, dtype=bool)
+    alive[2] = False
+    np.testing.assert_allclose(store.fetch(more_keys[alive]), more[alive], atol=1e-6)
+    found = store.search(more[2], 40)[0]
+    assert len(found) == 38 and more_keys[2] not in found and keys[5] not in found
+    assert store.search(more[7], 1)[0].tolist() == [more_keys[7]]
