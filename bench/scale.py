@@ -4,22 +4,27 @@
     QA_CACHE=... .venv/bin/python bench/scale.py --sizes 10000 --json /tmp/scale.json
     QA_CACHE=... .venv/bin/python bench/scale.py --sizes 1000000 --force  # 1M: only when asked
 
-Measured on 2 cores, 2026-12-02, each size one run with other work on the machine (load
-4-8), `--rounds 3`:
+Measured on 2 cores, 2026-12-02, each size one run, `--rounds 3` (1M at 07:19-07:53 UTC,
+the others at 08:02-08:09, with one other job on the machine, load 1-4):
 
     passages   build s  open s  add s  remove s  retrieve p50/p95 ms  peak RSS MB  disk MB
-    14 (seed)      0.2    0.02   0.08      0.09           0.8 / 5.1          342      0.1
-    12,000        47.1    0.13   0.11      0.05           6.4 / 18.3         436     51.5
-    100,000      203.0    0.15   0.40      0.40          22.7 / 41.3         851    425.7
-    1,000,000  2,978.5    0.32   0.56      0.54          57.3 / 108.1      6,914  5,742.1
+    14 (seed)      0.1    0.02   0.03      0.03           0.4 / 1.4          333      0.1
+    12,000        12.8    0.05   0.04      0.03           2.1 / 2.5          396     51.5
+    100,000      106.7    0.08   0.04      0.04           9.9 / 11.1         778    425.3
+    1,000,000  1,289.3    0.23   0.33      0.26          27.0 / 56.3       4,342  5,737.2
 
 (recall@10 of the vector store against exact search: 1.000 at every size; at 1M the one
-segment is IVF, 16 of 4,096 lists probed.)
+segment is IVF, 32 of 4,096 lists probed.) At 1M the peak (`build_peak_sampled`) is the IVF
+index being built at the build's commit: 1.5 GB of it is the vectors themselves; RSS after the
+build is 785 MB. The same day, before the pending vectors were freed once written, the vectors
+file was written through plain writes instead of a memory map, the postings merged a block at
+a time and the freed heap handed back (`PassageIndex.close`), and before BM25 scored in
+float32, a run under heavier load (4-8) measured at 1M: build 2,978.5 s, open 0.32 s, add
+0.56 s, remove 0.54 s, retrieve p50/p95 57.3 / 108.1 ms, peak RSS 6,914 MB.
 
 Before the SQLite and segment store (bench/scale.py at f1bbc6a, a quieter machine): 10k open
 0.73 s, add-one 4.0 s; 100k open 7.4 s, add-one 37 s, remove-one 43 s, peak RSS 3.8 GB, disk
-572 MB. At 1M the peak is the build's commit: the pending vectors, the IVF index being built
-and the vectors file being written are in memory together.
+572 MB.
 
 The baseline for the index's storage: every number comes from the real code paths
 (`Engine.open`, `Engine.add`, `Engine.remove`, `Engine.retrieve`, `Engine.ask`) on a real index

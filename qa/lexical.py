@@ -91,7 +91,8 @@ class LexicalIndex:
         self.n_docs = sum(len(s.keys) for s in self.segments) - len(dead)
         total = sum(int(np.asarray(s.lengths, dtype=np.int64).sum()) for s in self.segments)
         total -= sum(int(g.lengths.astype(np.int64).sum()) for g in gone)
-        self.avg_length = total / self.n_docs if self.n_docs else 1.0
+        # (1 where no passage has a word: every length is 0, so the norm is the same)
+        self.avg_length = total / self.n_docs if self.n_docs and total else 1.0
         self.doc_freq = np.zeros(n_terms, dtype=np.int64)
         for segment, g in zip(self.segments, gone):
             self.doc_freq += segment.doc_freq(n_terms)
