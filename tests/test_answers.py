@@ -10,7 +10,7 @@ import sys
 import pytest
 from conftest import ROOT, SEEDS
 
-from qa import Engine
+from qa import Engine, maxsim
 from qa.answer import DECLINE_TEXT
 from qa.english import Role, counted_words, read_question, role_asked, role_neighbours
 from qa.errors import BadQuestion
@@ -172,6 +172,23 @@ def test_a_documents_title_is_not_evidence_that_its_passage_answers(tmp_path):
     paid = focus_and_confidence("Who paid for the Great Wall of China?")
     assert built[0] == 1.0 and paid[0] == 0.0
     assert paid[1] < built[1]
+
+
+def test_question_words_are_matched_token_by_token(seed_engine):
+    # The seed article speaks of "security assistance" but never of money or a package: one
+    # pooled cosine cannot tell, the words' own token vectors can.
+    reader = seed_engine.snapshot().reader
+    question = "How much money is in the US security assistance package?"
+    (doc_id,) = seed_engine.index.documents
+    sentence = next(c.text for c in reader.sentences(doc_id)
+                    if "targeted security assistance" in c.text)
+    q, s = reader.vectors.tokens([question, sentence])
+    words = maxsim.question_words(question, q, reader.stopwords, reader.word_idf)
+    got = dict(zip(["money", "US", "security", "assistance", "package"],  # "much" frames
+                   maxsim.word_maxima(words, s)))
+    assert len(words.weights) == len(got) and abs(float(words.weights.sum()) - 1) < 1e-5
+    assert min(got["security"], got["assistance"]) > 0.8
+    assert max(got["money"], got["package"]) < 0.5
 
 
 def test_confidence_is_a_probability_that_orders_answers(seed_engine):
