@@ -18,7 +18,9 @@ most unanswerable ones. SQuAD's validation articles are held out: never read her
 confidence fitted on ClapNQ alone and one on SQuAD fit alone, each cross-validated, show how
 many of its unanswerable questions the features can decline at 90% answered.
 
-    python bench/calibrate_abstention.py [--seed-index DIR] [--clapnq-index DIR]
+    python bench/calibrate_abstention.py [--seed-index DIR] [--clapnq-index DIR] [--no-squad]
+
+(--no-squad: ClapNQ and the seed sets alone, as the shipped confidence was fitted.)
 
 Run it again after changing retrieval or the sentence score; copy the printed values into
 AnswerSettings (qa/settings.py): `confidence=ConfidenceWeights(...)` and `threshold`.
@@ -139,6 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed-index", type=Path, help="index of seeds/ (default: a temp dir)")
     parser.add_argument("--clapnq-index", type=Path, default=CLAPNQ_INDEX)
+    parser.add_argument("--no-squad", action="store_true", help="leave SQuAD fit out")
     args = parser.parse_args()
     seed_index = args.seed_index or Path(tempfile.mkdtemp(prefix="seed-index-"))
 
@@ -147,8 +150,9 @@ def main() -> None:
     sets = {
         "clapnq": gather(open_clapnq(args.clapnq_index), read_clapnq()),
         "seed": gather(open_seeds(seed_index), seed_questions),
-        "squad-fit": gather(open_squad("fit"), squad_questions("fit")),
     }
+    if not args.no_squad:
+        sets["squad-fit"] = gather(open_squad("fit"), squad_questions("fit"))
     thresholds = np.round(np.arange(0.05, 0.95, 0.005), 3)
     current = AnswerSettings()
     report("current settings", sets, current.confidence, np.array([current.threshold]))
@@ -167,7 +171,7 @@ def main() -> None:
         f"{name} decline precision {v['decline_precision']:.3f}, recall "
         f"{v['decline_recall']:.3f}, answered {v['answered']:.3f}" for name, v in r.items()))
     print(f"AnswerSettings: confidence={shown(weights, 2)}, threshold={t:.3f}")
-    for name in ("clapnq", "squad-fit"):
+    for name in ("clapnq", "squad-fit")[: 1 if args.no_squad else 2]:
         print(f"{name} alone, 5-fold cross-validated: declines "
               f"{held_out_declines(sets[name]):.3f} of the unanswerable at 90% answered")
 

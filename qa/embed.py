@@ -12,7 +12,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Protocol
@@ -20,29 +19,8 @@ from typing import Protocol
 import numpy as np
 
 from qa.errors import QAError
+from qa.maxsim import Tokens, tokens_of
 from qa.settings import PACKAGED_MODEL, EmbedSettings
-
-
-@dataclass(frozen=True)
-class Tokens:
-    """A text's contextual token vectors (the model's last hidden state, each of unit length;
-    special tokens and padding left out), with each token's word number and character span."""
-
-    vectors: np.ndarray  # (tokens, dimension) float16
-    words: np.ndarray  # (tokens,) int32
-    spans: np.ndarray  # (tokens, 2) int32
-
-
-def tokens_of(hidden: np.ndarray, encoding) -> Tokens:
-    """`Tokens` from one text's hidden states and its `tokenizers` encoding (of no more tokens
-    than `hidden` has rows)."""
-    keep = [i for i, (w, m) in enumerate(zip(encoding.word_ids, encoding.attention_mask))
-            if m and w is not None and i < len(hidden)]
-    vecs = hidden[keep]
-    vecs = vecs / np.clip(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12, None)
-    return Tokens(vecs.astype(np.float16), np.asarray([encoding.word_ids[i] for i in keep],
-                                                     dtype=np.int32),
-                  np.asarray([encoding.offsets[i] for i in keep], dtype=np.int32).reshape(-1, 2))
 
 
 class Embedder(Protocol):
@@ -276,7 +254,8 @@ def _torch_threads(threads: int) -> Iterator[None]:
 class SentenceVectors:
     """Sentence embeddings kept by text (an LRU), so a passage is embedded once per session,
     and the token vectors of the last `token_capacity` texts embedded (`Tokens`, from the same
-    model run). Questions asked at the same time share them; the model runs outside the lock."""
+    model run; none at 0). Questions asked at the same time share them; the model runs outside
+    the lock."""
 
     def __init__(self, embedder: Embedder, capacity: int, token_capacity: int = 1024) -> None:
         self.embedder = embedder
@@ -288,7 +267,7 @@ class SentenceVectors:
 
     def _run(self, texts: list[str]) -> np.ndarray:
         """Vectors of `texts`, keeping their token vectors when the embedder gives them."""
-        if not hasattr(self.embedder, "encode_tokens"):
+        if self.token_capacity <= 0 or not hasattr(self.embedder, "encode_tokens"):
             return self.embedder.encode_queries(texts)
         vectors, tokens = self.embedder.encode_tokens(texts)
         with self._lock:

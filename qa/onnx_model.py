@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from qa.embed import Tokens, tokens_of
 from qa.errors import QAError
+from qa.maxsim import Tokens, tokens_of
 
 FORMAT = 1  # of the .onnx.json; a change makes older exports stale
 OPSET = 17
@@ -373,7 +373,7 @@ class OnnxQueryEncoder:
     # -- encoding ---------------------------------------------------------------------------------
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Unit float32 vectors, shape (len(texts), dimension); texts of like length run together
-        (padded to the longest of all, a question's 32 SciFact sentences took 1.2 s)."""
+        (one batch padded to the longest took 1.2 s for a question's 32 SciFact sentences)."""
         return self.encode_tokens(texts)[0]
 
     def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Tokens]]:

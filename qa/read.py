@@ -18,7 +18,8 @@ the next (see `AnswerSettings` for the weights):
               ("when"), a name ("who", "where"); 0.5 when the question asks for no type
     match     word by word: for each of the question's words that is not a stopword, its best
               cosine with a token of the sentence (qa/maxsim.py), averaged with IDF weights;
-              the token vectors come from the run that embeds the sentences
+              the token vectors come from the run that embeds the sentences (`w_match`,
+              off by default: eval/results/token_match.md)
 
 Two kinds of question are read by rule instead (`QuestionFacts.asks`): an overview ("Summarize
 the article") gets the lead of the best document; a definition ("Who is X?") the sentence
@@ -97,8 +98,8 @@ class Features:
     length: float = 0.0
     # its word maxima (with its lead-in; qa/maxsim.py): their IDF-weighted mean (`Candidate.
     # match`) and the lowest (a sentence on the topic that lacks a word the question hinges
-    # on, "parental" leave, scores low); 1 when the question has no word that counts or the
-    # embedder gives no token vectors
+    # on, "parental" leave, scores low); 1 when the question has no word that counts, the
+    # embedder gives no token vectors, or the match is off
     match: float = 1.0
     matched: float = 1.0
 
@@ -294,7 +295,7 @@ class SentenceReader:
         own = sent_vecs @ query_vecs.T
         per_query = np.maximum(own, vecs[len(found):] @ query_vecs.T - s.window_discount)
         maxima = (self.word_maxima(queries[0].text, [*(c.text for c in found), *windows])
-                  if s.w_match or s.confidence.match or s.confidence.matched else None)
+                  if s.word_match else None)
         for i, (c, b, vec, cos, cos_alone, support) in enumerate(zip(
                 found, befores, sent_vecs, per_query @ q_weights, own @ q_weights,
                 per_query.max(axis=1, initial=0.0))):
@@ -317,9 +318,10 @@ class SentenceReader:
         states = self.vectors.tokens([question, *texts])
         if states is None:
             return None
-        words = maxsim.question_words(question, states[0], self.stopwords, self.word_idf)
-        if words.empty:
+        found = maxsim.content_words(question, states[0], self.stopwords)
+        if not found:
             return None
+        words = maxsim.question_words(states[0], found, [self.word_idf(w) for w, _ in found])
         return words.weights, [maxsim.word_maxima(words, t) for t in states[1:]]
 
     def word_idf(self, word: str) -> float:
