@@ -34,18 +34,18 @@ from answer_data import (
     Question,
     open_clapnq,
     open_seeds,
+    open_squad,
     read_clapnq,
     read_question_set,
+    squad_questions,
     with_settings,
 )
 
 from qa import Engine, english
 from qa.answer import choose, cite, confidence_of
-from qa.eval.beir import load_beir
 from qa.eval.metrics import contains_any
 from qa.settings import ConfidenceWeights, Settings
 
-SQUAD = ROOT / "eval" / "squad"
 FIT_SETS = ("clapnq", "seed", "chats")  # what the confidence is fitted on, as shipped
 MIN_ANSWERED = {"clapnq": 0.90, "seed": 0.95}
 
@@ -77,21 +77,6 @@ VARIANTS = {
                  lambda s: replace(s, chat=replace(s.chat, resolve_pronouns=False)), ()),
 }
 CHATS_ONLY = {"pronouns"}
-
-
-def squad_questions(part: str) -> list[Question]:
-    dataset = load_beir(SQUAD / part)
-    return [Question(qid, str(r["text"]), list(r.get("answers") or []),
-                     bool(r.get("answerable", True))) for qid, r in dataset.records.items()]
-
-
-def open_squad(part: str) -> Engine:
-    """The part's index as `qa eval eval/squad` builds it (the same cache folder)."""
-    from qa.eval.baselines import CACHE_ROOT
-
-    dataset = load_beir(SQUAD / part)
-    return Engine.open(sources=[dataset.corpus],
-                       index_dir=ROOT / CACHE_ROOT / dataset.corpus_key() / "qa-index")
 
 
 def evidence_rows(engine: Engine, questions: list[Question], settings: Settings) -> list[dict]:

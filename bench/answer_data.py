@@ -83,6 +83,28 @@ def open_seeds(index_dir: Path) -> Engine:
     return Engine.open(sources=[ROOT / "seeds"], index_dir=index_dir)
 
 
+SQUAD = ROOT / "eval" / "squad"
+
+
+def squad_questions(part: str) -> list[Question]:
+    """A part of eval/squad: "fit" (weights may be chosen on it) or "validation" (held out)."""
+    from qa.eval.beir import load_beir
+
+    dataset = load_beir(SQUAD / part)
+    return [Question(qid, str(r["text"]), list(r.get("answers") or []),
+                     bool(r.get("answerable", True))) for qid, r in dataset.records.items()]
+
+
+def open_squad(part: str) -> Engine:
+    """The part's index as `qa eval eval/squad` builds it (the same cache folder)."""
+    from qa.eval.baselines import CACHE_ROOT
+    from qa.eval.beir import load_beir
+
+    dataset = load_beir(SQUAD / part)
+    return Engine.open(sources=[dataset.corpus],
+                       index_dir=ROOT / CACHE_ROOT / dataset.corpus_key() / "qa-index")
+
+
 FEATURES = ConfidenceWeights().features()  # the confidence's features, in order
 
 
@@ -119,6 +141,5 @@ def with_settings(engine: Engine, settings: Settings) -> Engine:
 
     snap = engine.snapshot()
     engine.settings = replace(settings, store=engine.settings.store)
-    engine._snapshot = Snapshot(snap.index, engine.settings, snap.vectors, snap.generation,
-                                snap.fingerprint)
+    engine._snapshot = Snapshot(snap.index, engine.settings, snap.vectors, snap.generation)
     return engine

@@ -1,21 +1,26 @@
 """Calibrate when an answer declines: fit the confidence and choose its threshold.
 
 For every question of ClapNQ (300 answerable, 300 not; passages indexed once into
-.cache/bench/clapnq-index) and of the seed sets (eval/seed.jsonl, eval/seed_chats.jsonl), the
-reader's confidence features are taken from `Engine.trace` (qa.read.Features: the best
-sentence's cosine, its lead over the median sentence, its share of the question's terms that its
-passage's title lacks, and whether it names what a "how many" question counts or whose role a
-"who is the R of X" question asks for). A logistic regression over every
-question of both sets (each question weighs the same) gives the confidence
+.cache/bench/clapnq-index), of the seed sets (eval/seed.jsonl, eval/seed_chats.jsonl) and of
+SQuAD's fit articles (eval/squad/fit, 600 answerable and 600 on-topic unanswerable; indexed
+where `qa eval eval/squad` indexes them), the reader's confidence features are taken from
+`Engine.trace` (qa.read.Features: the best sentence's cosine, its lead over the median
+sentence, its share of the question's terms that its passage's title lacks, whether it names
+what a "how many" question counts or whose role a "who is the R of X" question asks for, the
+question's length, and its lowest word match token by token). A logistic regression over every
+question of the three sets (each question weighs the same) gives the confidence
 (`ConfidenceWeights`); a sweep of thresholds prints, on each set, the precision and recall of
 declining and the share of answerable questions answered (and answered with a right best
 sentence). The chosen threshold answers >= 90% of ClapNQ's answerable questions and >= 95% of
-the seed sets' (MIN_ANSWERED), declines none of the seed sets' answers that are right (their
-target is every answerable question answered) and, within that, declines the most unanswerable
-ones. Last, a confidence fitted on ClapNQ alone and cross-validated shows how many of its
-unanswerable questions the features can decline at 90% answered, whatever the seed sets need.
+the seed sets' and of SQuAD fit's (MIN_ANSWERED), declines none of the seed sets' answers that
+are right (their target is every answerable question answered) and, within that, declines the
+most unanswerable ones. SQuAD's validation articles are held out: never read here. Last, a
+confidence fitted on ClapNQ alone and one on SQuAD fit alone, each cross-validated, show how
+many of its unanswerable questions the features can decline at 90% answered.
 
-    python bench/calibrate_abstention.py [--seed-index DIR] [--clapnq-index DIR]
+    python bench/calibrate_abstention.py [--seed-index DIR] [--clapnq-index DIR] [--no-squad]
+
+(--no-squad: ClapNQ and the seed sets alone, as the shipped confidence was fitted.)
 
 Run it again after changing retrieval or the sentence score; copy the printed values into
 AnswerSettings (qa/settings.py): `confidence=ConfidenceWeights(...)` and `threshold`.
@@ -36,8 +41,10 @@ from answer_data import (
     gather,
     open_clapnq,
     open_seeds,
+    open_squad,
     read_clapnq,
     read_question_set,
+    squad_questions,
 )
 
 from qa.answer import confidence_of
@@ -45,7 +52,7 @@ from qa.settings import AnswerSettings, ConfidenceWeights
 
 # Answerable questions that must be answered: ClapNQ's target is 90%; the seed sets' is every
 # one, which no threshold that declines much else reaches, so nearly every one.
-MIN_ANSWERED = {"clapnq": 0.90, "seed": 0.95}
+MIN_ANSWERED = {"clapnq": 0.90, "seed": 0.95, "squad-fit": 0.95}
 
 
 def rates(evidence: list[Evidence], confidence: np.ndarray, threshold: float) -> dict[str, float]:
@@ -134,6 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed-index", type=Path, help="index of seeds/ (default: a temp dir)")
     parser.add_argument("--clapnq-index", type=Path, default=CLAPNQ_INDEX)
+    parser.add_argument("--no-squad", action="store_true", help="leave SQuAD fit out")
     args = parser.parse_args()
     seed_index = args.seed_index or Path(tempfile.mkdtemp(prefix="seed-index-"))
 
@@ -143,6 +151,8 @@ def main() -> None:
         "clapnq": gather(open_clapnq(args.clapnq_index), read_clapnq()),
         "seed": gather(open_seeds(seed_index), seed_questions),
     }
+    if not args.no_squad:
+        sets["squad-fit"] = gather(open_squad("fit"), squad_questions("fit"))
     thresholds = np.round(np.arange(0.05, 0.95, 0.005), 3)
     current = AnswerSettings()
     report("current settings", sets, current.confidence, np.array([current.threshold]))
@@ -157,13 +167,13 @@ def main() -> None:
         print("\nno threshold answers enough of every set")
         return
     t, r = max(ok, key=lambda row: (sum(v["decline_recall"] for v in row[1].values()), row[0]))
-    print(f"\nchosen threshold {t:.3f}: ClapNQ decline precision "
-          f"{r['clapnq']['decline_precision']:.3f}, recall {r['clapnq']['decline_recall']:.3f}, "
-          f"answered {r['clapnq']['answered']:.3f}; seed decline recall "
-          f"{r['seed']['decline_recall']:.3f}, answered {r['seed']['answered']:.3f}")
+    print(f"\nchosen threshold {t:.3f}: " + "; ".join(
+        f"{name} decline precision {v['decline_precision']:.3f}, recall "
+        f"{v['decline_recall']:.3f}, answered {v['answered']:.3f}" for name, v in r.items()))
     print(f"AnswerSettings: confidence={shown(weights, 2)}, threshold={t:.3f}")
-    print(f"ClapNQ alone, 5-fold cross-validated: declines "
-          f"{held_out_declines(sets['clapnq']):.3f} of the unanswerable at 90% answered")
+    for name in ("clapnq", "squad-fit")[: 1 if args.no_squad else 2]:
+        print(f"{name} alone, 5-fold cross-validated: declines "
+              f"{held_out_declines(sets[name]):.3f} of the unanswerable at 90% answered")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from qa.errors import QAError
+from qa.maxsim import Tokens, tokens_of
 from qa.settings import PACKAGED_MODEL, EmbedSettings
 
 
@@ -38,6 +39,10 @@ class Embedder(Protocol):
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Unit float32 vectors of the few short texts of one question."""
+        ...
+
+    def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Tokens]]:
+        """`encode_queries`' vectors and, from the same model run, each text's `Tokens`."""
         ...
 
 
@@ -130,6 +135,16 @@ class SentenceTransformerEmbedder:
         return tokenizer
 
     @cached_property
+    def _model_tokenizer(self):
+        """The tokenizer as the model runs it: with [CLS] and [SEP], truncated alike."""
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        tokenizer.enable_truncation(max_length=int(self.model.max_seq_length))
+        tokenizer.no_padding()
+        return tokenizer
+
+    @cached_property
     def model(self):
         from sentence_transformers import SentenceTransformer
 
@@ -144,6 +159,20 @@ class SentenceTransformerEmbedder:
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, self.settings.query_threads, False)
+
+    def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Tokens]]:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        with _torch_threads(self.settings.query_threads):
+            rows = self.model.encode(list(texts), batch_size=self.settings.batch_size,
+                                     output_value=None, convert_to_numpy=True)
+        pooled = np.stack([r["sentence_embedding"].float().numpy() for r in rows])
+        pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        encodings = self._model_tokenizer.encode_batch(list(texts))  # as the model reads them
+        hidden = [r["token_embeddings"][r["attention_mask"].bool()].float().numpy()
+                  for r in rows]
+        return (np.ascontiguousarray(pooled, dtype=np.float32),
+                [tokens_of(h, e) for h, e in zip(hidden, encodings)])
 
     def _encode(self, texts: Sequence[str], threads: int, show_progress: bool) -> np.ndarray:
         if not texts:
@@ -189,6 +218,9 @@ class OnnxQueryEmbedder:
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._queries.encode_queries(list(texts))
 
+    def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Tokens]]:
+        return self._queries.encode_tokens(list(texts))
+
     def ensure_query_model(self) -> bool:
         """Export the query model when it is missing, damaged or from another model; whether
         it was written. A loaded one is kept for the questions."""
@@ -220,14 +252,43 @@ def _torch_threads(threads: int) -> Iterator[None]:
 
 
 class SentenceVectors:
-    """Sentence embeddings kept by text (an LRU), so a passage is embedded once per session.
-    Questions asked at the same time share it; the model runs outside its lock."""
+    """Sentence embeddings kept by text (an LRU), so a passage is embedded once per session,
+    and the token vectors of the last `token_capacity` texts embedded (`Tokens`, from the same
+    model run; none at 0). Questions asked at the same time share them; the model runs outside
+    the lock."""
 
-    def __init__(self, embedder: Embedder, capacity: int) -> None:
+    def __init__(self, embedder: Embedder, capacity: int, token_capacity: int = 1024) -> None:
         self.embedder = embedder
         self.capacity = capacity
+        self.token_capacity = token_capacity
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._tokens: OrderedDict[str, Tokens] = OrderedDict()
         self._lock = threading.Lock()
+
+    def _run(self, texts: list[str]) -> np.ndarray:
+        """Vectors of `texts`, keeping their token vectors when the embedder gives them."""
+        if self.token_capacity <= 0 or not hasattr(self.embedder, "encode_tokens"):
+            return self.embedder.encode_queries(texts)
+        vectors, tokens = self.embedder.encode_tokens(texts)
+        with self._lock:
+            for text, t in zip(texts, tokens):
+                self._tokens[text] = t
+                self._tokens.move_to_end(text)
+            while len(self._tokens) > self.token_capacity:
+                self._tokens.popitem(last=False)
+        return vectors
+
+    def tokens(self, texts: Sequence[str]) -> list[Tokens] | None:
+        """The `Tokens` of each text (kept, or from one model run); None when the embedder
+        gives no token vectors."""
+        if not hasattr(self.embedder, "encode_tokens"):
+            return None
+        with self._lock:
+            known = {t: self._tokens[t] for t in texts if t in self._tokens}
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            known.update(zip(missing, self.embedder.encode_tokens(missing)[1]))
+        return [known[t] for t in texts]
 
     def encode(
         self, queries: Sequence[str], sentences: Sequence[str]
@@ -236,7 +297,7 @@ class SentenceVectors:
         with self._lock:
             known = {s: self._cache[s] for s in sentences if s in self._cache}
         missing = list(dict.fromkeys(s for s in sentences if s not in known))
-        vectors = self.embedder.encode_queries([*queries, *missing])
+        vectors = self._run([*queries, *missing])
         known.update(zip(missing, vectors[len(queries):]))
         with self._lock:
             for text in dict.fromkeys(sentences):

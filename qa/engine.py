@@ -82,7 +82,9 @@ class Engine:
         # (an unknown kind is refused before anything is read)
         self.settings = replace(settings, store=canonical_store(spec))
         self.embedder: Embedder = make_embedder(self.settings.embed, cache_dir())
-        self._vectors = SentenceVectors(self.embedder, self.settings.answer.sentence_cache)
+        answer = self.settings.answer
+        self._vectors = SentenceVectors(self.embedder, answer.sentence_cache,
+                                        answer.token_cache if answer.word_match else 0)
         self._snapshot = self._snapshot_of(self._empty())
         self._writer = threading.Lock()  # writers of this process; other processes: the file lock
         self.last_report = SyncReport()

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from qa.errors import QAError
+from qa.maxsim import Tokens, tokens_of
 
 FORMAT = 1  # of the .onnx.json; a change makes older exports stale
 OPSET = 17
@@ -134,7 +135,7 @@ def export(model_folder: Path, out: Path, model: Any = None) -> None:
             ).last_hidden_state
 
     # A batch of two lengths, so the traced graph holds a real padding mask.
-    example = _batch(tokenizer, list(_PROBES[:2]))
+    example = _batch(tokenizer.encode_batch(list(_PROBES[:2])))
     args = tuple(torch.from_numpy(example[name]) for name in INPUTS)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -248,8 +249,7 @@ def _tokenizer(path: Path, max_seq_length: int):
     return tokenizer
 
 
-def _batch(tokenizer, texts: list[str]) -> dict[str, np.ndarray]:
-    encodings = tokenizer.encode_batch(texts)
+def _batch(encodings: list) -> dict[str, np.ndarray]:
     return {
         "input_ids": np.asarray([e.ids for e in encodings], dtype=np.int64),
         "attention_mask": np.asarray([e.attention_mask for e in encodings], dtype=np.int64),
@@ -372,24 +372,29 @@ class OnnxQueryEncoder:
 
     # -- encoding ---------------------------------------------------------------------------------
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit float32 vectors, shape (len(texts), dimension). Texts of like length run
-        together, so that a short one is not padded to the longest of all (a question's 32
-        sentences of SciFact took 1.2 s in one batch)."""
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+        """Unit float32 vectors, shape (len(texts), dimension); texts of like length run together
+        (one batch padded to the longest took 1.2 s for a question's 32 SciFact sentences)."""
+        return self.encode_tokens(texts)[0]
+
+    def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Tokens]]:
+        """`encode_queries`' vectors and each text's token vectors, from the same run."""
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        tokens: list[Tokens] = [None] * len(texts)  # type: ignore[list-item]
         lengths = [sum(e.attention_mask) for e in self._tokenizer.encode_batch(list(texts))]
         order = sorted(range(len(texts)), key=lengths.__getitem__)
-        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for start in range(0, len(order), BATCH):
             rows = order[start : start + BATCH]
-            vectors[rows] = self._run([texts[i] for i in rows])
-        return vectors
+            batch = self._tokenizer.encode_batch([texts[i] for i in rows])  # padded to its own
+            vectors[rows], hidden = self._run(batch)
+            for i, h, e in zip(rows, hidden, batch):
+                tokens[i] = tokens_of(h, e)
+        return vectors, tokens
 
-    def _run(self, texts: list[str]) -> np.ndarray:
-        feed = _batch(self._tokenizer, texts)
+    def _run(self, encodings: list) -> tuple[np.ndarray, np.ndarray]:
+        feed = _batch(encodings)
         (hidden,) = self._session.run([OUTPUT], feed)
         mask = feed["attention_mask"][:, :, None].astype(np.float32)
         summed = (hidden * mask).sum(axis=1)
         pooled = summed / np.clip(mask.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return pooled / np.clip(norms, 1e-12, None)
+        return pooled / np.clip(norms, 1e-12, None), hidden

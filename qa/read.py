@@ -16,6 +16,10 @@ the next (see `AnswerSettings` for the weights):
     passage   the fused retrieval score of the sentence's passage
     type      the sentence holds what the question asks for: a number ("how many"), a date
               ("when"), a name ("who", "where"); 0.5 when the question asks for no type
+    match     word by word: for each of the question's words that is not a stopword, its best
+              cosine with a token of the sentence (qa/maxsim.py), averaged with IDF weights;
+              the token vectors come from the run that embeds the sentences (`w_match`,
+              off by default: eval/results/token_match.md)
 
 Two kinds of question are read by rule instead (`QuestionFacts.asks`): an overview ("Summarize
 the article") gets the lead of the best document; a definition ("Who is X?") the sentence
@@ -30,7 +34,7 @@ from typing import Protocol
 
 import numpy as np
 
-from qa import english
+from qa import english, maxsim
 from qa.embed import SentenceVectors
 from qa.english import QuestionFacts
 from qa.index import PassageIndex
@@ -58,6 +62,8 @@ class Candidate:
     lead_in: Candidate | None = None  # the sentence before, when the two read together match best
     score: float = 0.0
     own_cosine: float = 0.0  # the sentence's cosine alone, not read after the one before
+    match: float = 0.0  # the IDF-weighted mean of `maxima` (alone or after its lead-in)
+    maxima: np.ndarray | None = field(default=None, repr=False)  # see qa/maxsim.py
     vector: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -90,6 +96,12 @@ class Features:
     # the question's words / `long_question` (at most 1): a long question shares more words
     # with any sentence, so the same cosine means less
     length: float = 0.0
+    # its word maxima (with its lead-in; qa/maxsim.py): their IDF-weighted mean (`Candidate.
+    # match`) and the lowest (a sentence on the topic that lacks a word the question hinges
+    # on, "parental" leave, scores low); 1 when the question has no word that counts, the
+    # embedder gives no token vectors, or the match is off
+    match: float = 1.0
+    matched: float = 1.0
 
 
 @dataclass
@@ -142,8 +154,11 @@ class SentenceReader:
             return Reading([], Features(length=length))
         best = ranked[0]
         median = float(np.median([c.score for c in ranked]))
+        words = best.maxima is not None and best.maxima.size
         features = Features(cosine=best.support, gap=best.score - median, focus=best.focus,
-                            asked=self.asked_for(facts, best), length=length)
+                            asked=self.asked_for(facts, best), length=length,
+                            match=best.match if words else 1.0,
+                            matched=float(best.maxima.min()) if words else 1.0)
         if facts.asks == "definition" and self.settings.definition_rule:
             named = self.naming(facts.subject, passages)
             if not named:  # never named where the search looked: nothing introduces it
@@ -279,16 +294,41 @@ class SentenceReader:
         q_weights = np.asarray([q.weight / total for q in queries], dtype=np.float32)
         own = sent_vecs @ query_vecs.T
         per_query = np.maximum(own, vecs[len(found):] @ query_vecs.T - s.window_discount)
-        for c, b, vec, cos, cos_alone, support in zip(
+        maxima = (self.word_maxima(queries[0].text, [*(c.text for c in found), *windows])
+                  if s.word_match else None)
+        for i, (c, b, vec, cos, cos_alone, support) in enumerate(zip(
                 found, befores, sent_vecs, per_query @ q_weights, own @ q_weights,
-                per_query.max(axis=1, initial=0.0)):
+                per_query.max(axis=1, initial=0.0))):
             c.vector = vec
             c.cosine = float(cos)
             c.own_cosine = float(cos_alone)
             c.lead_in = b if b is not None and cos > cos_alone + s.lead_in_margin else None
             c.support = float(support)
+            if maxima is not None:
+                weights, alone, after = maxima[0], maxima[1][i], maxima[1][len(found) + i]
+                c.maxima = after if c.lead_in else alone
+                c.match = float(max(alone @ weights, after @ weights if b else 0.0))
             c.score = sentence_score(c, s)
         return sorted(found, key=lambda c: -c.score)
+
+    def word_maxima(self, question: str, texts: Sequence[str]
+                    ) -> tuple[np.ndarray, list[np.ndarray]] | None:
+        """The question's word weights and, per text, its word maxima (qa/maxsim.py); None
+        when the embedder gives no token vectors or the question has no word that counts."""
+        states = self.vectors.tokens([question, *texts])
+        if states is None:
+            return None
+        found = maxsim.content_words(question, states[0], self.stopwords)
+        if not found:
+            return None
+        words = maxsim.question_words(states[0], found, [self.word_idf(w) for w, _ in found])
+        return words.weights, [maxsim.word_maxima(words, t) for t in states[1:]]
+
+    def word_idf(self, word: str) -> float:
+        lexical = self.index.lexical
+        if lexical is None:
+            return 1.0
+        return max((lexical.idf(t) for t in lexical.tokenize([word])[0]), default=0.0)
 
     # ---- the question's terms ----------------------------------------------------------
     def tokenize(self, texts: Sequence[str]) -> list[set[str]]:
@@ -339,7 +379,7 @@ def cheap_score(c: Candidate, s: AnswerSettings) -> float:
 
 
 def sentence_score(c: Candidate, s: AnswerSettings) -> float:
-    return cheap_score(c, s) + s.w_cosine * c.cosine
+    return cheap_score(c, s) + s.w_cosine * c.cosine + s.w_match * c.match
 
 
 # The readers a setting can name; another is one class with `read` plus its entry here.

@@ -6,16 +6,18 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 from conftest import ROOT, SEEDS
 
-from qa import Engine
+from qa import Engine, maxsim
 from qa.answer import DECLINE_TEXT
 from qa.english import Role, counted_words, read_question, role_asked, role_neighbours
 from qa.errors import BadQuestion
-from qa.read import Reading
+from qa.read import Reading, SentenceReader, sentence_score
 from qa.retrieve import WeightedQuery
+from qa.settings import AnswerSettings
 
 ANSWERABLE = [
     ("When did the State Department reduce the embassy staff?", "Sunday"),
@@ -172,6 +174,39 @@ def test_a_documents_title_is_not_evidence_that_its_passage_answers(tmp_path):
     paid = focus_and_confidence("Who paid for the Great Wall of China?")
     assert built[0] == 1.0 and paid[0] == 0.0
     assert paid[1] < built[1]
+
+
+def test_question_words_are_matched_token_by_token(seed_engine):
+    # The seed article speaks of "security assistance" but never of money or a package: one
+    # pooled cosine cannot tell, the words' own token vectors can.
+    reader = seed_engine.snapshot().reader
+    question = "How much money is in the US security assistance package?"
+    (doc_id,) = seed_engine.index.documents
+    sentence = next(c.text for c in reader.sentences(doc_id)
+                    if "targeted security assistance" in c.text)
+    (q,) = reader.vectors.tokens([question])
+    words = [w for w, _ in maxsim.content_words(question, q, reader.stopwords)]
+    assert words == ["money", "US", "security", "assistance", "package"]  # "much" frames it
+    weights, (maxima,) = reader.word_maxima(question, [sentence])
+    got = dict(zip(words, maxima))
+    assert len(weights) == len(got) and abs(float(weights.sum()) - 1) < 1e-5
+    assert min(got["security"], got["assistance"]) > 0.8
+    assert max(got["money"], got["package"]) < 0.5
+
+
+def test_the_word_match_joins_the_sentence_score_when_on(seed_engine):
+    question = "How many troops has Russia deployed to the region?"
+    settings = replace(AnswerSettings(), w_match=0.5)
+    reader = SentenceReader(seed_engine.index, seed_engine.snapshot().vectors, settings)
+    found = reader.read(read_question(question), [WeightedQuery(question)],
+                        seed_engine.retrieve(question))
+    best = found.ranked[0]
+    assert "127,000" in best.reading
+    assert 0.7 < best.match <= 1.0 and found.features.match == best.match
+    assert found.features.matched == pytest.approx(float(best.maxima.min()))
+    assert all(c.score == pytest.approx(sentence_score(c, settings)) for c in found.ranked)
+    off = reading(seed_engine, question, seed_engine.retrieve(question))  # as shipped: off
+    assert off.ranked[0].match == 0.0 and off.features.matched == 1.0
 
 
 def test_confidence_is_a_probability_that_orders_answers(seed_engine):

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from conftest import ROOT, SEEDS
 
-from qa.embed import model_path
+from qa.embed import SentenceTransformerEmbedder, model_path
 from qa.errors import QAError
 from qa.onnx_model import OnnxQueryEncoder, export, metadata_path
+from qa.settings import EmbedSettings
 
 MIN_COSINE = 0.9999
 MAX_SEQ_LENGTH = 256
@@ -117,6 +118,27 @@ def test_onnx_vectors_match_sentence_transformers(encoder, st_model):
         f"cosine {cosines[worst]:.6f} for text {worst} ({lengths[worst]} word pieces): "
         f"{texts[worst][:80]!r}"
     )
+
+
+def test_token_vectors_match_sentence_transformers(encoder, st_model):
+    # The answer step matches the question's words token by token (qa/maxsim.py) with the
+    # token vectors of the run that embeds the sentences: the ONNX path and the torch path
+    # (a model without an export) must give the same, truncated alike, special tokens out.
+    texts = _real_texts()[:80] + sorted(_real_texts(), key=len)[-5:]
+    torch_path = SentenceTransformerEmbedder(EmbedSettings(), model_path())
+    torch_path.__dict__["model"] = st_model  # the same model, loaded once
+    want_pooled, want = torch_path.encode_tokens(texts)
+    got_pooled, got = encoder.encode_tokens(texts)
+    assert np.sum(got_pooled * want_pooled, axis=1).min() >= MIN_COSINE
+    assert np.allclose(got_pooled, encoder.encode_queries(texts), atol=1e-6)
+    for text, a, b in zip(texts, got, want):
+        assert len(a.vectors) == len(b.vectors) <= MAX_SEQ_LENGTH - 2
+        assert np.array_equal(a.words, b.words) and np.array_equal(a.spans, b.spans)
+        assert a.vectors.dtype == np.float16 and a.vectors.shape[1] == 384
+        rows = np.sum(a.vectors.astype(np.float32) * b.vectors.astype(np.float32), axis=1)
+        assert rows.min() >= 0.995, text[:80]
+    (x,) = encoder.encode_tokens(["x"])[1]
+    assert len(x.vectors) == 1 and x.spans.tolist() == [[0, 1]]  # no [CLS], no [SEP]
 
 
 def test_padding_in_a_batch_does_not_change_a_vector(encoder):
