@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -197,6 +198,10 @@ def test_a_non_loopback_bind_is_read_only_unless_asked(seed_index_dir, tmp_path)
     try:
         _wait_until_up(f"http://127.0.0.1:{port}/", proc, log)
         cfg = config(f"http://127.0.0.1:{port}")
+        # the start-up line comes after the first warm question, a while after the page
+        deadline = time.monotonic() + 120
+        while "the app is at" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
