@@ -270,13 +270,16 @@ class SentenceVectors:
         if self.token_capacity <= 0 or not hasattr(self.embedder, "encode_tokens"):
             return self.embedder.encode_queries(texts)
         vectors, tokens = self.embedder.encode_tokens(texts)
+        self._keep_tokens(texts, tokens)
+        return vectors
+
+    def _keep_tokens(self, texts: Sequence[str], tokens: Sequence[Tokens]) -> None:
         with self._lock:
             for text, t in zip(texts, tokens):
                 self._tokens[text] = t
                 self._tokens.move_to_end(text)
             while len(self._tokens) > self.token_capacity:
                 self._tokens.popitem(last=False)
-        return vectors
 
     def tokens(self, texts: Sequence[str]) -> list[Tokens] | None:
         """The `Tokens` of each text (kept, or from one model run); None when the embedder
@@ -286,8 +289,10 @@ class SentenceVectors:
         with self._lock:
             known = {t: self._tokens[t] for t in texts if t in self._tokens}
         missing = list(dict.fromkeys(t for t in texts if t not in known))
-        if missing:
-            known.update(zip(missing, self.embedder.encode_tokens(missing)[1]))
+        if missing:  # (sentences whose vectors were cached but whose tokens were not)
+            found = self.embedder.encode_tokens(missing)[1]
+            self._keep_tokens(missing, found)
+            known.update(zip(missing, found))
         return [known[t] for t in texts]
 
     def encode(

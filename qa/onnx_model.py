@@ -370,13 +370,13 @@ class OnnxQueryEncoder:
                 f"({type(error).__name__}: {first})"
             ) from None
 
-    # -- encoding ---------------------------------------------------------------------------------
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Unit float32 vectors, shape (len(texts), dimension); texts of like length run together
         (one batch padded to the longest took 1.2 s for a question's 32 SciFact sentences)."""
-        return self.encode_tokens(texts)[0]
+        return self.encode_tokens(texts, with_tokens=False)[0]
 
-    def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Tokens]]:
+    def encode_tokens(self, texts: Sequence[str], with_tokens: bool = True
+                      ) -> tuple[np.ndarray, list[Tokens]]:
         """`encode_queries`' vectors and each text's token vectors, from the same run."""
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         tokens: list[Tokens] = [None] * len(texts)  # type: ignore[list-item]
@@ -386,7 +386,7 @@ class OnnxQueryEncoder:
             rows = order[start : start + BATCH]
             batch = self._tokenizer.encode_batch([texts[i] for i in rows])  # padded to its own
             vectors[rows], hidden = self._run(batch)
-            for i, h, e in zip(rows, hidden, batch):
+            for i, h, e in zip(rows, hidden, batch) if with_tokens else ():
                 tokens[i] = tokens_of(h, e)
         return vectors, tokens
 
