@@ -31,7 +31,7 @@ from qa.records import FileRecord
 from qa.retrieve import Hit, WeightedQuery, embedded, search
 from qa.schema import Answer, LoadError, Passage
 from qa.settings import RetrieveSettings, Settings
-from qa.store import IndexStore
+from qa.store import IndexStore, older_layout
 from qa.sync import SyncReport, apply_changes, indexed_files, needs_work, remove_documents
 from qa.vectors import canonical_store
 
@@ -152,6 +152,10 @@ class Engine:
     def _read(self, generation: Path | None, checked: bool = True) -> Snapshot:
         if generation is None:
             return self._snapshot_of(self._empty())
+        if older_layout(generation):  # rebuilt like any other format change
+            snapshot = self._snapshot_of(self._empty(), generation)
+            snapshot.fingerprint = "an older qa's layout"
+            return snapshot
         index = self._open(generation, checked=checked)
         if index.fingerprint != self.settings.index_fingerprint():
             index.close()  # built with other settings: to be rebuilt by the caller

@@ -32,6 +32,12 @@ STORE = "STORE"  # the vector store the index uses (Settings.store), beside the 
 GENERATION = re.compile(r"gen-\d{6,}")
 
 
+def older_layout(generation: Path) -> bool:
+    """A generation written before passages moved to SQLite (index format 5 and older: a
+    manifest.json and a JSON docstore), to be rebuilt rather than read."""
+    return (generation / "manifest.json").exists() and not (generation / "qa.sqlite").exists()
+
+
 class IndexStore:
     def __init__(self, index_dir: str | Path) -> None:
         self.root = Path(index_dir)

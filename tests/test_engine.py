@@ -150,6 +150,24 @@ def test_changed_chunk_settings_rebuild(seed_copy, tmp_path, formats_dir):
     assert again.document_text("lighthouse.txt") == default.document_text("lighthouse.txt")
 
 
+def test_an_index_of_the_older_json_layout_is_rebuilt(seed_copy, tmp_path):
+    """A generation written before SQLite (manifest.json and a JSON docstore) is rebuilt from
+    the files it lists, not reported damaged."""
+    index_dir = tmp_path / "index"
+    built = Engine.open(sources=[seed_copy], index_dir=index_dir)
+    documents = set(built.index.documents)
+    generation = index_dir / (index_dir / "CURRENT").read_text().strip()
+    shutil.rmtree(generation)
+    generation.mkdir()
+    (generation / "manifest.json").write_text(json.dumps({"format": 5, "fingerprint": "{}"}))
+    (generation / "docstore.json").write_text("{}")
+    engine = Engine.open(sources=None, index_dir=index_dir)
+    assert engine.last_report.rebuilt and engine.last_report.errors == []
+    assert set(engine.index.documents) == documents
+    assert engine.ask("What did Russia demand?").answered
+    assert not generation.exists()
+
+
 def test_a_folder_and_a_file_from_elsewhere(tmp_path, formats_dir):
     """`add` of a single file takes its name as doc_id and keeps the folder's documents."""
     docs = tmp_path / "docs"
