@@ -33,12 +33,10 @@ _ASKS_NUMBER = re.compile(r"\bhow (many|much|long|old|far|big|large|tall|often)\
                           r"percentage|amount)\b")
 _ASKS_DATE = re.compile(r"\bwhen\b|\bwhat (year|date|day|time)\b|\bwhich (year|day)\b")
 _ASKS_NAME = re.compile(r"\b(who|whom|whose|where)\b")
-# Words after "how many" that end what is counted: verbs, prepositions, "there".
-_COUNT_END = {
-    "do", "does", "did", "are", "is", "were", "was", "have", "has", "had", "can", "could", "will",
-    "would", "should", "must", "may", "might", "been", "be", "there", "in", "on", "of", "per",
-    "for", "at", "to", "from", "with", "by",
-}
+# Words after "how many" that end what is counted: verbs, prepositions, "there", "and".
+_COUNT_END = {"do", "does", "did", "are", "is", "were", "was", "have", "has", "had", "can", "could",
+              "will", "would", "should", "must", "may", "might", "been", "be", "there", "in",
+              "on", "of", "per", "for", "at", "to", "from", "with", "by", "and", "or"}
 # Counts that say nothing of what is counted ("how many times", "how many people").
 _GENERIC_COUNTS = {"times", "people", "years", "months", "weeks", "days", "hours", "minutes",
                    "seconds", "ones", "kinds", "types", "more", "other", "others", "less",
@@ -49,7 +47,8 @@ _HOW_MANY = re.compile(r"\bhow (?:many|much)\s+([^?.!]*)", re.IGNORECASE)
 # diplomat?": the holder of a role (its last word) of something.
 _ROLE_OF = re.compile(
     r"^\W*who(?:\s+(?:is|was|are|were)|'s|’s)\s+(?:the\s+)?(?:(?:current|present|new|first|last|"
-    r"former)\s+)?((?:[\w-]+\s+){0,2}?[\w-]+)\s+of\s+(?:the\s+)?([^?.!]+?)\W*$", re.IGNORECASE,
+    r"former)\s+)?(?!(?:an?|one)\s)((?:[\w-]+\s+){0,2}?[\w-]+)\s+of\s+(?:the\s+)?([^?.!]+?)\W*$",
+    re.IGNORECASE,
 )
 _ROLE_OWNER = re.compile(
     r"^\W*who\s+(?:is|was|are|were)\s+([\w-]+(?:\s+[\w-]+)?)['’]s?\s+((?:[\w-]+\s+){0,2}?[\w-]+)"

@@ -122,6 +122,9 @@ def test_a_role_held_for_someone_else_is_declined(seed_engine):
      ("who was the head coach of the Cleveland Browns", Role("coach", ("Cleveland", "Browns"))),
      ("Who is Russia's top diplomat?", Role("diplomat", ("Russia",))),
      ("Who leads NATO?", None),
+     # an example or one of many is no office held (SQuAD fit)
+     ("Who is an example of a sedentary people who were not favored by the laws?", None),
+     ("Who is one of the founders of the company?", None),
      ("What is the capital of France?", None)],
 )
 def test_what_a_who_is_question_asks_for(question, role):
@@ -142,6 +145,7 @@ def test_the_words_beside_a_role():
      ("How many times has Brazil won the World Cup?", []),
      ("How much money is in the US security assistance package?", ["money"]),
      ("How much did the shipments cost?", []),
+     ("About how many Walloons and Huguenots emigrated?", []),  # names; "and" ends it
      ("What did Russia demand?", [])],
 )
 def test_what_a_how_many_question_counts(question, counted):
