@@ -34,7 +34,10 @@ from sentence_transformers import SentenceTransformer
 from sklearn.metrics import roc_auc_score
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = Path("/work/shared/train/squad-dev-half/train-half.json")
+# ../shared/train beside the checkout (a worktree one folder deeper: its parent's)
+DATA = next((up / "shared" / "train" / "squad-dev-half" / "train-half.json" for up in ROOT.parents
+             if (up / "shared" / "train" / "squad-dev-half").is_dir()),
+            ROOT.parent / "shared" / "train" / "squad-dev-half" / "train-half.json")
 PARTS = ROOT / "eval" / "squad" / "parts.json"
 SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“(])")
 TRAINED_LAYERS = (4, 5)
