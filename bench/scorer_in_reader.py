@@ -5,7 +5,7 @@ Every question runs the product's query path with the shipped settings (`Engine.
 embedded sentences). Each ranked candidate then gets the fine-tuned cosine of the resolved
 question with its `reading` (the sentence after its lead-in, when it has one): the packaged
 all-MiniLM-L6-v2 with encoder layers 4 and 5 replaced by those bench/train_sentence_scorer.py
-(branch `scorer`) saved in float16 (loaded as float32, max_seq_length 96 as trained), and is
+saved in float16 (loaded as float32, max_seq_length 96 as trained), and is
 re-scored `score - w_cosine * cosine + w_cosine * cos_ft` and re-ranked. Per set, base vs
 fine-tuned:
 
