@@ -10,6 +10,7 @@ already took the old one reads it to its end.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -57,6 +58,7 @@ class Snapshot:
         self.vectors = vectors
         self.generation = generation  # the folder it was read from
         self.fingerprint = index.fingerprint  # the settings it was built with
+        self.version: tuple[int, ...] | None = None  # IndexStore.version() when it was read
 
     @cached_property
     def reader(self) -> Reader:
@@ -87,6 +89,8 @@ class Engine:
                                         answer.token_cache if answer.word_match else 0)
         self._snapshot = self._snapshot_of(self._empty())
         self._writer = threading.Lock()  # writers of this process; other processes: the file lock
+        self._refreshing = threading.Lock()
+        self._checked = 0.0  # when the index on disk was last compared with the snapshot
         self.last_report = SyncReport()
 
     # ---- opening -----------------------------------------------------------------------
@@ -140,9 +144,12 @@ class Engine:
     def _read_current(self, checked: bool = True) -> Snapshot:
         """The generation CURRENT names, read from disk."""
         for attempt in range(3):
+            version = self.store.version()  # before reading: a write meanwhile shows later
             generation = self.store.current()
             try:
-                return self._read(generation, checked)
+                snapshot = self._read(generation, checked)
+                snapshot.version = version
+                return snapshot
             except IndexDamaged:
                 # a writer may have swapped generations, or merged segments, mid-read
                 if attempt == 2:
@@ -291,18 +298,33 @@ class Engine:
     # Each read takes the current snapshot once and uses only it, so a write swapping in the
     # next generation meanwhile never mixes two generations in one answer.
     def snapshot(self) -> Snapshot:
-        """The generation questions read now; it stays whole while later writes make others."""
+        """The generation questions read now; it stays whole while later writes make others.
+        What another process committed is read in at most `refresh_seconds` after it."""
+        snapshot = self._snapshot
+        now = time.monotonic()
+        if now - self._checked < self.settings.refresh_seconds or self.writing:
+            return snapshot  # this process's own writes swap the snapshot themselves
+        self._checked = now
+        if self.store.version() == snapshot.version or not self._refreshing.acquire(False):
+            return snapshot
+        try:
+            if self._snapshot is snapshot:  # sizes and structure checked, as after a write
+                self._snapshot = self._read_current(checked=False)
+        except IndexDamaged:
+            pass  # mid-write or damaged: keep answering from the snapshot that was read whole
+        finally:
+            self._refreshing.release()
         return self._snapshot
 
     @property
     def index(self) -> PassageIndex:
         """The index questions read now (read it, never change it)."""
-        return self._snapshot.index
+        return self.snapshot().index
 
     def retrieve(self, question: str, k: int = 5) -> list[Passage]:
         """The k passages that best answer the question, best first."""
         query = WeightedQuery(clean_question(question, self.settings.chat.max_question_chars))
-        return self._passages(self._snapshot, [query], k)
+        return self._passages(self.snapshot(), [query], k)
 
     def ask(self, question: str, history: Sequence[str | Answer] = ()) -> Answer:
         """The answer to a question, after the earlier questions (or Answers) of a chat:
@@ -315,7 +337,7 @@ class Engine:
         limit = self.settings.chat.max_question_chars
         question = clean_question(question, limit)
         history = clean_history(history, self.settings.chat.history_turns, limit)
-        snapshot = self._snapshot
+        snapshot = self.snapshot()
         return self._answer(snapshot, question, self._turns(snapshot, history))
 
     def _answer(self, snapshot: Snapshot, question: str, turns: Sequence[Turn]) -> Trace:
@@ -352,7 +374,7 @@ class Engine:
     def warm(self) -> None:
         """Load everything a question needs (the query model, the reader's word lists) by
         answering one, so that the first real question is as fast as a later one."""
-        if len(self._snapshot.index):
+        if len(self.snapshot().index):
             self.ask("What is this about?")
 
     def as_retriever(self, k: int = 5) -> BaseRetriever:
@@ -367,26 +389,26 @@ class Engine:
     ) -> list[tuple[TextNode, float]]:
         """(LlamaIndex node, score) of the k best passages: what `as_retriever` returns.
         `retrieve`: other retrieval settings than the engine's (evaluation baselines)."""
-        snapshot = self._snapshot
+        snapshot = self.snapshot()
         query = WeightedQuery(clean_question(question, self.settings.chat.max_question_chars))
         hits = self._search(snapshot, [query], k, retrieve)
         return [(snapshot.index.node(h.passage_id), h.score) for h in hits]
 
     def passage(self, passage_id: str, score: float = 0.0) -> Passage:
-        return self._snapshot.index.passage(passage_id, score)
+        return self.snapshot().index.passage(passage_id, score)
 
     def document_text(self, doc_id: str) -> str:
-        return self._snapshot.index.document_text(doc_id)
+        return self.snapshot().index.document_text(doc_id)
 
     def documents(self) -> list[dict]:
         """Indexed documents: doc_id, title, source, passage count."""
-        docs = sorted(self._snapshot.index.documents.items())
+        docs = sorted(self.snapshot().index.documents.items())
         return [{"doc_id": d, "title": r.title, "source": r.source, "passages": len(r.passages)}
                 for d, r in docs]
 
     def sentences(self, passage: Passage) -> list[tuple[int, int]]:
         """The passage's sentences as document offsets (from the chunker)."""
-        spans = self._snapshot.index.sentence_spans(passage.id)
+        spans = self.snapshot().index.sentence_spans(passage.id)
         return [(passage.start + a, passage.start + b) for a, b in spans]
 
 

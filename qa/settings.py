@@ -196,6 +196,9 @@ class Settings:
     # None: where the index on disk keeps them (index/STORE), else "faiss"
     store: str | None = None
     lock_timeout: float = 30.0  # seconds a second writer waits for the index lock
+    # a question reads what another process (`qa index` beside `qa serve`) committed at most
+    # this many seconds before it (each check: two stat calls)
+    refresh_seconds: float = 1.0
 
     def index_fingerprint(self) -> str:
         """What the stored passages and vectors depend on; a change means a rebuild."""

@@ -59,6 +59,18 @@ class IndexStore:
             raise self.damaged("CURRENT names a missing folder")
         return self.root / name
 
+    def version(self) -> tuple[int, ...]:
+        """What every commit changes: CURRENT and files.json are each replaced whole (a new
+        inode) by a swap and by every write. Two stat calls; () before the first build."""
+        out: list[int] = []
+        for name in (CURRENT, FILES):
+            try:
+                st = (self.root / name).stat()
+            except OSError:
+                continue
+            out += [st.st_ino, st.st_mtime_ns]
+        return tuple(out)
+
     def damaged(self, why: str) -> IndexDamaged:
         return IndexDamaged(f"index at {self.root} is damaged ({why}); run `qa index --rebuild`")
 

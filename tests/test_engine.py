@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import time
 
 import pytest
 from conftest import SEEDS
@@ -148,6 +149,28 @@ def test_changed_chunk_settings_rebuild(seed_copy, tmp_path, formats_dir):
     assert again.last_report.rebuilt and again.last_report.errors == []
     assert set(again.index.documents) == {"000_56b9276ed6e05626.txt", "lighthouse.txt"}
     assert again.document_text("lighthouse.txt") == default.document_text("lighthouse.txt")
+
+
+def test_what_another_process_writes_is_read_in(seed_copy, tmp_path):
+    """A long-lived engine (`qa serve`) reads in what another one (`qa index`) commits, after
+    at most `refresh_seconds`; until then it answers from the snapshot it has."""
+    index_dir = tmp_path / "index"
+    server = Engine.open(sources=[seed_copy], index_dir=index_dir)
+    question = "How much does the new harbour crane lift?"
+    assert not server.ask(question).answered
+    (tmp_path / "harbour.txt").write_text(NEW_TEXT)
+    writer = Engine.open(sources=None, index_dir=index_dir)
+    writer.add([tmp_path / "harbour.txt"])
+    server._checked = time.monotonic()  # just checked: the snapshot stays for a while
+    assert "harbour.txt" not in server.index.documents
+    server._checked = time.monotonic() - server.settings.refresh_seconds
+    assert "harbour.txt" in server.index.documents
+    answer = server.ask(question)
+    assert answer.answered and "forty tonnes" in answer.text
+    writer.remove(["harbour.txt"])
+    time.sleep(server.settings.refresh_seconds)
+    assert not server.ask(question).answered
+    assert set(server.index.documents) == set(writer.index.documents)
 
 
 def test_an_index_of_the_older_json_layout_is_rebuilt(seed_copy, tmp_path):
