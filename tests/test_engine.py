@@ -173,6 +173,22 @@ def test_what_another_process_writes_is_read_in(seed_copy, tmp_path):
     assert set(server.index.documents) == set(writer.index.documents)
 
 
+def test_the_app_shows_a_document_as_another_process_rewrote_it(tmp_path):
+    from qa.ui.library import Library
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "harbour.txt").write_text(NEW_TEXT)
+    server = Engine.open(sources=[docs], index_dir=tmp_path / "index")
+    library = Library(server, tmp_path / "data", max_upload_mb=1)
+    assert "forty tonnes" in library.doc_text("harbour.txt")
+    (docs / "harbour.txt").write_text(CHANGED_TEXT)
+    Engine.open(sources=[docs], index_dir=tmp_path / "index")  # `qa index` elsewhere
+    time.sleep(server.settings.refresh_seconds)
+    assert "broke down" in library.doc_text("harbour.txt")  # not the text kept before
+    assert "broke down" in server.ask("What happened to the harbour crane?").text
+
+
 def test_an_index_of_the_older_json_layout_is_rebuilt(seed_copy, tmp_path):
     """A generation written before SQLite (manifest.json and a JSON docstore) is rebuilt from
     the files it lists, not reported damaged."""

@@ -41,6 +41,7 @@ class Library:
         self._texts: OrderedDict[str, str] = OrderedDict()  # recently shown documents
         self._texts_lock = threading.Lock()
         self._texts_version = 0  # counts writes, so a text read before one is not kept
+        self._texts_of: object = None  # the engine snapshot they were read from
 
     # ---- reading -----------------------------------------------------------------------
     def ask(self, question: str, history: Sequence[str | Answer] = ()) -> Answer:
@@ -48,12 +49,16 @@ class Library:
         return self.engine.ask(question, history=list(history))
 
     def doc_text(self, doc_id: str) -> str:
+        snapshot = self.engine.snapshot()  # another process may have rewritten the document
         with self._texts_lock:
+            if snapshot is not self._texts_of:
+                self._texts.clear()
+                self._texts_of = snapshot
             if doc_id in self._texts:
                 self._texts.move_to_end(doc_id)
                 return self._texts[doc_id]
             version = self._texts_version
-        text = self.engine.document_text(doc_id)
+        text = snapshot.index.document_text(doc_id)
         with self._texts_lock:
             if version == self._texts_version:
                 self._texts[doc_id] = text
