@@ -309,7 +309,12 @@ class Engine:
             return snapshot
         try:
             if self._snapshot is snapshot:  # sizes and structure checked, as after a write
-                self._snapshot = self._read_current(checked=False)
+                fresh = self._read_current(checked=False)
+                # built with other settings (another process's rebuild): not ours to read
+                if fresh.fingerprint in (None, self.settings.index_fingerprint()):
+                    self._snapshot = fresh
+                else:
+                    snapshot.version = fresh.version  # not read again until the next commit
         except IndexDamaged:
             pass  # mid-write or damaged: keep answering from the snapshot that was read whole
         finally:
