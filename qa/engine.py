@@ -13,25 +13,25 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from functools import cached_property
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa import chat
 from qa.answer import compose
-from qa.chat import Resolution, Turn
+from qa.chat import Turn
 from qa.embed import Embedder, SentenceVectors, make_embedder
 from qa.errors import IndexDamaged, IndexLocked
 from qa.home import cache_dir, default_index, seeds_dir
 from qa.index import PassageIndex
 from qa.load import discover
 from qa.questions import clean_history, clean_question
-from qa.read import Reader, Reading, make_reader
+from qa.read import Reading
 from qa.records import FileRecord
 from qa.retrieve import Hit, WeightedQuery, embedded, search
 from qa.schema import Answer, LoadError, Passage
 from qa.settings import RetrieveSettings, Settings
+from qa.snapshot import Snapshot, Trace
 from qa.store import IndexStore, older_layout
 from qa.sync import SyncReport, apply_changes, indexed_files, needs_work, remove_documents
 from qa.vectors import canonical_store
@@ -39,40 +39,6 @@ from qa.vectors import canonical_store
 if TYPE_CHECKING:
     from llama_index.core.base.base_retriever import BaseRetriever
     from llama_index.core.schema import TextNode
-
-
-class Snapshot:
-    """One index generation as questions read it: the index and its reader (made on first
-    use). Nothing changes it once made; the sentence-vector cache is the engine's, shared by
-    every snapshot."""
-
-    def __init__(
-        self,
-        index: PassageIndex,
-        settings: Settings,
-        vectors: SentenceVectors,
-        generation: Path | None = None,
-    ) -> None:
-        self.index = index
-        self.settings = settings
-        self.vectors = vectors
-        self.generation = generation  # the folder it was read from
-        self.fingerprint = index.fingerprint  # the settings it was built with
-        self.version: tuple[int, ...] | None = None  # IndexStore.version() when it was read
-
-    @cached_property
-    def reader(self) -> Reader:
-        return make_reader(self.index, self.vectors, self.settings.answer)
-
-
-@dataclass(frozen=True)
-class Trace:
-    """One question through the query path: what each step made of it."""
-
-    resolution: Resolution
-    passages: list[Passage]
-    reading: Reading
-    answer: Answer
 
 
 class Engine:
@@ -350,7 +316,7 @@ class Engine:
         resolution = chat.resolve(question, turns, self.settings.chat)
         queries = embedded(resolution.queries, self.embedder)  # once, for search and reading
         passages = self._passages(snapshot, queries, self.settings.answer.passages)
-        reading = snapshot.reader.read(resolution.facts, queries, passages)
+        reading: Reading = snapshot.reader.read(resolution.facts, queries, passages)
         answer = compose(question, resolution.standalone, reading, passages,
                          self.settings.answer)
         return Trace(resolution, passages, reading, answer)

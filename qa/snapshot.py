@@ -1,0 +1,49 @@
+"""What one question reads: a `Snapshot` of the index (one committed state and its reader),
+and the `Trace` of the question through the query path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from qa.chat import Resolution
+from qa.embed import SentenceVectors
+from qa.index import PassageIndex
+from qa.read import Reader, Reading, make_reader
+from qa.schema import Answer, Passage
+from qa.settings import Settings
+
+
+class Snapshot:
+    """One index generation as questions read it: the index and its reader (made on first
+    use). Nothing changes it once made; the sentence-vector cache is the engine's, shared by
+    every snapshot."""
+
+    def __init__(
+        self,
+        index: PassageIndex,
+        settings: Settings,
+        vectors: SentenceVectors,
+        generation: Path | None = None,
+    ) -> None:
+        self.index = index
+        self.settings = settings
+        self.vectors = vectors
+        self.generation = generation  # the folder it was read from
+        self.fingerprint = index.fingerprint  # the settings it was built with
+        self.version: tuple[int, ...] | None = None  # IndexStore.version() when it was read
+
+    @cached_property
+    def reader(self) -> Reader:
+        return make_reader(self.index, self.vectors, self.settings.answer)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One question through the query path: what each step made of it."""
+
+    resolution: Resolution
+    passages: list[Passage]
+    reading: Reading
+    answer: Answer
