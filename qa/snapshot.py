@@ -17,8 +17,9 @@ from qa.settings import Settings
 
 class Snapshot:
     """One index generation as questions read it: the index and its reader (made on first
-    use). Nothing changes it once made; the sentence-vector cache is the engine's, shared by
-    every snapshot."""
+    use). Nothing changes what it reads once made (`version` moves on past a state it is not
+    to read: another process's rebuild with other settings); the sentence-vector cache is the
+    engine's, shared by every snapshot."""
 
     def __init__(
         self,

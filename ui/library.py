@@ -38,10 +38,11 @@ class Library:
         self.uploads = uploads.uploads_dir(data_dir).resolve()
         self.max_bytes = int(max_upload_mb * 2**20)
         self._writing = threading.Lock()  # one upload or removal at a time
-        self._texts: OrderedDict[str, str] = OrderedDict()  # recently shown documents
+        # recently shown documents, of the engine snapshot they were read from (a write, this
+        # process's or another's, makes a new snapshot and so empties them)
+        self._texts: OrderedDict[str, str] = OrderedDict()
+        self._texts_of: object = None
         self._texts_lock = threading.Lock()
-        self._texts_version = 0  # counts writes, so a text read before one is not kept
-        self._texts_of: object = None  # the engine snapshot they were read from
 
     # ---- reading -----------------------------------------------------------------------
     def ask(self, question: str, history: Sequence[str | Answer] = ()) -> Answer:
@@ -49,7 +50,7 @@ class Library:
         return self.engine.ask(question, history=list(history))
 
     def doc_text(self, doc_id: str) -> str:
-        snapshot = self.engine.snapshot()  # another process may have rewritten the document
+        snapshot = self.engine.snapshot()
         with self._texts_lock:
             if snapshot is not self._texts_of:
                 self._texts.clear()
@@ -57,10 +58,9 @@ class Library:
             if doc_id in self._texts:
                 self._texts.move_to_end(doc_id)
                 return self._texts[doc_id]
-            version = self._texts_version
         text = snapshot.index.document_text(doc_id)
         with self._texts_lock:
-            if version == self._texts_version:
+            if snapshot is self._texts_of:  # no newer snapshot's texts kept meanwhile
                 self._texts[doc_id] = text
                 if len(self._texts) > TEXTS_KEPT:
                     self._texts.popitem(last=False)
@@ -68,11 +68,6 @@ class Library:
 
     def documents(self) -> list[dict]:
         return self.engine.documents()
-
-    def _forget_texts(self) -> None:
-        with self._texts_lock:
-            self._texts.clear()
-            self._texts_version += 1
 
     # ---- changing ----------------------------------------------------------------------
     def add(self, files: Sequence[str | Path], progress: Progress) -> list[FileResult]:
@@ -92,7 +87,6 @@ class Library:
                     why = one_line(str(exc)) or exc.__class__.__name__
                     line = f"{item.name}: not indexed ({why})"
                     results.append(FileResult(item.name, False, line))
-            self._forget_texts()
         progress(1.0, "Done")
         order = {Path(f).name: i for i, f in enumerate(files)}
         return sorted(results, key=lambda r: order.get(r.name, len(order)))
@@ -132,7 +126,6 @@ class Library:
             for doc_id in removed:  # the file goes once no document of it is left
                 if origins[doc_id] not in self.engine.index.files:
                     uploads.discard(self.uploads, origins[doc_id])
-            self._forget_texts()
         results = []
         for d in dict.fromkeys(doc_ids):
             if d in removed:
