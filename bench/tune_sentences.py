@@ -14,7 +14,8 @@ their length in words; it changes the cosines and the quotes, so every value ans
 question again.
 
 `--squad` adds the answerable questions of SQuAD's fit part (eval/squad/fit; never its
-validation part) and `--grid` names the grid ("quote_margin=0.05,0.1;neighbour_margin=0.15").
+validation part; `--squad-articles` only some of its articles) and `--grid` names the grid
+("quote_margin=0.05,0.1;neighbour_margin=0.15").
 
     python bench/tune_sentences.py [--seed-set eval/seed.jsonl] [--seed-index DIR]
                                    [--window-discounts 0,0.05,0.08] [--squad] [--grid G]
@@ -100,6 +101,9 @@ def main() -> None:
     parser.add_argument("--seed-index", type=Path, help="index of seeds/ (default: a temp dir)")
     parser.add_argument("--window-discounts", help="comma-separated values to compare")
     parser.add_argument("--squad", action="store_true", help="add SQuAD's fit part")
+    parser.add_argument("--squad-articles", help="comma-separated: only these SQuAD fit "
+                        "articles' questions (with the sentence scorer: those it was not "
+                        "trained on, calibrate_abstention.SCORER_UNTRAINED)")
     parser.add_argument("--grid", help='"name=v1,v2;name=v1,...": the grid (default: GRID)')
     args = parser.parse_args()
     grid = GRID if not args.grid else {
@@ -122,8 +126,9 @@ def main() -> None:
     if args.squad:
         from ablate import open_squad, squad_questions
 
+        articles = args.squad_articles.split(",") if args.squad_articles else None
         sets["squad-fit"] = gather(open_squad("fit"),
-                                   [q for q in squad_questions("fit") if q.answerable],
+                                   [q for q in squad_questions("fit", articles) if q.answerable],
                                    embed_all=True)
     base = AnswerSettings()
 

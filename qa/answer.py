@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from qa.read import Candidate, Features, Reading
+from qa.reading import Candidate, Features, Reading
 from qa.schema import Answer, Citation, Passage
 from qa.settings import AnswerSettings, ConfidenceWeights
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from qa import chat
 from qa.answer import compose
 from qa.chat import Turn
-from qa.embed import Embedder, SentenceVectors, make_embedder
+from qa.embed import Embedder, make_embedder
 from qa.errors import IndexDamaged, IndexLocked
 from qa.home import cache_dir, default_index, seeds_dir
 from qa.index import PassageIndex
@@ -30,6 +30,8 @@ from qa.read import Reading
 from qa.records import FileRecord
 from qa.retrieve import Hit, WeightedQuery, embedded, search
 from qa.schema import Answer, LoadError, Passage
+from qa.scorer import SentenceScorer
+from qa.sentence_vectors import SentenceVectors
 from qa.settings import RetrieveSettings, Settings
 from qa.snapshot import Snapshot, Trace
 from qa.store import IndexStore, older_layout
@@ -53,6 +55,10 @@ class Engine:
         answer = self.settings.answer
         self._vectors = SentenceVectors(self.embedder, answer.sentence_cache,
                                         answer.token_cache if answer.word_match else 0)
+        self.scorer = SentenceScorer(self.settings.embed, cache_dir()) if answer.sentence_scorer \
+            else None
+        self._scored = (SentenceVectors(self.scorer, answer.sentence_cache, 0) if self.scorer
+                        else self._vectors)
         self._snapshot = self._snapshot_of(self._empty())
         self._writer = threading.Lock()  # writers of this process; other processes: the file lock
         self._refreshing = threading.Lock()
@@ -95,7 +101,7 @@ class Engine:
         )
 
     def _snapshot_of(self, index: PassageIndex, generation: Path | None = None) -> Snapshot:
-        return Snapshot(index, self.settings, self._vectors, generation)
+        return Snapshot(index, self.settings, self._vectors, generation, self._scored)
 
     def _empty(self) -> PassageIndex:
         return PassageIndex.open(None, self.settings, self.embedder.dimension)
@@ -222,7 +228,8 @@ class Engine:
         """Write the query model's ONNX export when it is missing, damaged or stale (the
         first index build does; `qa index` repairs it); whether it was written."""
         ensure = getattr(self.embedder, "ensure_query_model", None)
-        return bool(ensure and ensure())
+        wrote = bool(ensure and ensure())
+        return bool(self.scorer and self.scorer.ensure()) or wrote
 
     def _write(self, change: Callable[[PassageIndex], bool], fresh: bool = False) -> None:
         """Run `change` on the index opened to write, and commit it when it changed

@@ -165,12 +165,13 @@ def read_question(text: str) -> QuestionFacts:
     words = [w.lower() for w in WORD.findall(text)]
     stop = stopwords()
     content = [w for w in words if w not in stop and w not in ANAPHORA]
-    subject = tuple(defined(text))
+    role = role_asked(text)
+    subject = tuple(defined(text)) if role is None else ()  # "Who is NATO's R?" asks a role
     return QuestionFacts(
         text=text,
         kind=expected_type(text),
         counted=tuple(counted_words(text)),
-        role=role_asked(text),
+        role=role,
         asks="overview" if _OVERVIEW.match(text) else "definition" if subject else None,
         subject=subject,
         key_words=tuple(key_words(text)),

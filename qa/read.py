@@ -9,7 +9,8 @@ the next (see `AnswerSettings` for the weights):
     cosine    the question's embedding cosine with the sentence, or (less a discount) with the
               sentence read after the one before it, quoted too when that clearly wins
               (sentences are embedded in one batch per question, best first by the cheap
-              signals below, and cached by text)
+              signals below, and cached by text); the embedding is the learned sentence
+              scorer's (qa/scorer.py), or with `sentence_scorer` off the retrieval embedder's
     lexical   the share of the question's IDF-weighted terms that the sentence holds; terms the
               corpus lacks count with the largest IDF, so they lower every sentence alike
     context   the same share over the sentence together with its neighbours
@@ -23,97 +24,26 @@ the next (see `AnswerSettings` for the weights):
 
 Two kinds of question are read by rule instead (`QuestionFacts.asks`): an overview ("Summarize
 the article") gets the lead of the best document; a definition ("Who is X?") the sentence
-introducing X, or a decline when no document the search found names X.
+introducing X, or a decline when no document the search found names X. A question whose best
+sentence does not name what it asks for (`Features.asked`: what a "how many" question counts,
+whose role a "who is the R of X" question asks for) is declined.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
 from qa import english, maxsim
-from qa.embed import SentenceVectors
 from qa.english import QuestionFacts
 from qa.index import PassageIndex
+from qa.reading import Candidate, Features, Reading
 from qa.retrieve import WeightedQuery, embedded
 from qa.schema import Passage
+from qa.sentence_vectors import SentenceVectors
 from qa.settings import AnswerSettings
-
-
-@dataclass
-class Candidate:
-    """One sentence of a retrieved passage, with its evidence."""
-
-    passage: Passage
-    index: int  # position of the sentence in its passage
-    start: int  # document offsets
-    end: int
-    text: str
-    lexical: float = 0.0
-    context: float = 0.0
-    focus: float = 0.5  # see `focus_coverage`
-    type_match: float = 0.5
-    heading: bool = False  # a title, heading or caption line rather than a sentence
-    cosine: float = 0.0  # with the searches, weighted as they are
-    support: float = 0.0  # with the search it matches best (a follow-up: alone or joined)
-    lead_in: Candidate | None = None  # the sentence before, when the two read together match best
-    score: float = 0.0
-    own_cosine: float = 0.0  # the sentence's cosine alone, not read after the one before
-    match: float = 0.0  # the IDF-weighted mean of `maxima` (alone or after its lead-in)
-    maxima: np.ndarray | None = field(default=None, repr=False)  # see qa/maxsim.py
-    vector: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def reading(self) -> str:
-        """The sentence as it is read and quoted: after its lead-in, when it has one."""
-        return f"{self.lead_in.text} {self.text}" if self.lead_in else self.text
-
-
-@dataclass(frozen=True)
-class Features:
-    """What the answer's confidence is computed from; each means the same in a corpus of one
-    article and of a million passages (retrieval scores do not: a paraphrase's own words,
-    absent from the corpus, lower BM25 coverage everywhere). `ConfidenceWeights` has a weight
-    of the same name for each."""
-
-    # the best sentence's cosine with the question (a follow-up: with the search it matches best)
-    cosine: float = 0.0
-    # its score less the median score of the sentences embedded for the question (an answer
-    # stands out from its neighbours; on-topic text that does not answer is flat)
-    gap: float = 0.0
-    # the IDF-weighted share of the question's terms in it and its neighbouring sentences,
-    # over the terms the corpus holds and the question's names and numbers (so "What did
-    # Germany say?" scores low where Germany is never named), less those of its passage's
-    # title: every passage of a document shares its topic, so only the rest of the question
-    # tells whether this one answers it
-    focus: float = 0.0
-    # 0 when the question asks for something the best sentence does not name: what a "how
-    # many" question counts, or whose role a "who is the R of X" question asks for; else 1
-    asked: float = 1.0
-    # the question's words / `long_question` (at most 1): a long question shares more words
-    # with any sentence, so the same cosine means less
-    length: float = 0.0
-    # its word maxima (with its lead-in; qa/maxsim.py): their IDF-weighted mean (`Candidate.
-    # match`) and the lowest (a sentence on the topic that lacks a word the question hinges
-    # on, "parental" leave, scores low); 1 when the question has no word that counts, the
-    # embedder gives no token vectors, or the match is off
-    match: float = 1.0
-    matched: float = 1.0
-
-
-@dataclass
-class Reading:
-    """The candidate sentences, best first, and the confidence's features."""
-
-    ranked: list[Candidate]
-    features: Features
-    # set when a rule decides rather than the confidence: True to quote `ranked` as it is (a
-    # document's lead, the sentence introducing what a definition question asks about),
-    # False to decline (that is never named)
-    decided: bool | None = None
 
 
 class Reader(Protocol):
@@ -132,10 +62,17 @@ class SentenceReader:
     """Scores sentences by embedding cosine, term coverage and answer type."""
 
     def __init__(
-        self, index: PassageIndex, vectors: SentenceVectors, settings: AnswerSettings
+        self,
+        index: PassageIndex,
+        vectors: SentenceVectors,
+        settings: AnswerSettings,
+        scored: SentenceVectors | None = None,
     ) -> None:
+        """`vectors`: the retrieval embedder's; `scored`: the learned scorer's (qa/scorer.py),
+        whose cosine scores the sentences when `settings.sentence_scorer` is on."""
         self.index = index
         self.vectors = vectors
+        self.scored = scored if scored is not None and settings.sentence_scorer else vectors
         self.settings = settings
         self.stopwords = (english.term_stopwords() if settings.framing_words
                           else english.stopwords())
@@ -158,7 +95,8 @@ class SentenceReader:
         features = Features(cosine=best.support, gap=best.score - median, focus=best.focus,
                             asked=self.asked_for(facts, best), length=length,
                             match=best.match if words else 1.0,
-                            matched=float(best.maxima.min()) if words else 1.0)
+                            matched=float(best.maxima.min()) if words else 1.0,
+                            embedder_cosine=self.embedder_cosine(queries, best))
         if facts.asks == "definition" and self.settings.definition_rule:
             named = self.naming(facts.subject, passages)
             if not named:  # never named where the search looked: nothing introduces it
@@ -166,7 +104,18 @@ class SentenceReader:
             intro = next((c for c in named if english.introduces(c.text, facts.subject)), None)
             if intro is not None:
                 return Reading([intro], features, True)
+        if not features.asked and self.settings.asked_declines:
+            return Reading(ranked, features, False)  # it never names what is asked for
         return Reading(ranked, features)
+
+    def embedder_cosine(self, queries: Sequence[WeightedQuery], best: Candidate) -> float:
+        """`best`'s cosine, as read, with the search it matches best, by the retrieval
+        embedder (its vectors of the searches are there from the search)."""
+        if self.scored is self.vectors:
+            return best.support
+        queries = embedded(queries, self.vectors.embedder)
+        vector = self.vectors.encode([], [best.reading])[1][0]
+        return float(max(float(q.vector @ vector) for q in queries))
 
     def sentences(self, doc_id: str) -> Iterator[Candidate]:
         """The sentences of a document, in order."""
@@ -286,9 +235,13 @@ class SentenceReader:
         befores = [b if s.window_cosine and b is not None and not b.heading else None
                    for b in befores]
         windows = [f"{b.text} {c.text}" if b else c.text for c, b in zip(found, befores)]
-        queries = embedded(queries, self.vectors.embedder)  # a no-op after the search
-        query_vecs = np.stack([q.vector for q in queries])
-        vecs = self.vectors.encode([], [*(c.text for c in found), *windows])[1]
+        texts = [*(c.text for c in found), *windows]
+        if self.scored is self.vectors:
+            queries = embedded(queries, self.vectors.embedder)  # a no-op after the search
+            query_vecs = np.stack([q.vector for q in queries])
+            vecs = self.vectors.encode([], texts)[1]
+        else:  # the scorer embeds the searches too, in the same model call
+            query_vecs, vecs = self.scored.encode([q.text for q in queries], texts)
         sent_vecs = vecs[: len(found)]
         total = sum(q.weight for q in queries) or 1.0
         q_weights = np.asarray([q.weight / total for q in queries], dtype=np.float32)
@@ -383,12 +336,19 @@ def sentence_score(c: Candidate, s: AnswerSettings) -> float:
 
 
 # The readers a setting can name; another is one class with `read` plus its entry here.
-READERS: dict[str, Callable[[PassageIndex, SentenceVectors, AnswerSettings], Reader]] = {
+READERS: dict[str, Callable[..., Reader]] = {
     "sentences": SentenceReader,
 }
 
 
-def make_reader(index: PassageIndex, vectors: SentenceVectors, settings: AnswerSettings) -> Reader:
+def make_reader(
+    index: PassageIndex,
+    vectors: SentenceVectors,
+    settings: AnswerSettings,
+    scored: SentenceVectors | None = None,
+) -> Reader:
+    """`READERS[settings.reader]`, given the retrieval embedder's sentence vectors and the
+    learned scorer's (`scored`, None when it is off)."""
     if settings.reader not in READERS:
         raise ValueError(f"unknown reader {settings.reader!r}; use one of: {', '.join(READERS)}")
-    return READERS[settings.reader](index, vectors, settings)
+    return READERS[settings.reader](index, vectors, settings, scored)

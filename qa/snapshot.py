@@ -8,10 +8,11 @@ from functools import cached_property
 from pathlib import Path
 
 from qa.chat import Resolution
-from qa.embed import SentenceVectors
 from qa.index import PassageIndex
-from qa.read import Reader, Reading, make_reader
+from qa.read import Reader, make_reader
+from qa.reading import Reading
 from qa.schema import Answer, Passage
+from qa.sentence_vectors import SentenceVectors
 from qa.settings import Settings
 
 
@@ -27,17 +28,19 @@ class Snapshot:
         settings: Settings,
         vectors: SentenceVectors,
         generation: Path | None = None,
+        scored: SentenceVectors | None = None,
     ) -> None:
         self.index = index
         self.settings = settings
         self.vectors = vectors
+        self.scored = scored  # the learned scorer's vectors (qa/scorer.py), when it is on
         self.generation = generation  # the folder it was read from
         self.fingerprint = index.fingerprint  # the settings it was built with
         self.version: tuple[int, ...] | None = None  # IndexStore.version() when it was read
 
     @cached_property
     def reader(self) -> Reader:
-        return make_reader(self.index, self.vectors, self.settings.answer)
+        return make_reader(self.index, self.vectors, self.settings.answer, self.scored)
 
 
 @dataclass(frozen=True)

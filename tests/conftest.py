@@ -38,6 +38,16 @@ def seed_engine(seed_index_dir):
 
 
 @pytest.fixture
+def cache(tmp_path, seed_engine) -> Path:
+    """A private copy of the test session's cache, holding what an index build exports there
+    (the query model, the sentence scorer)."""
+    seed_engine.ensure_query_model()
+    copy = tmp_path / "cache"
+    shutil.copytree(os.environ["QA_CACHE"], copy)
+    return copy
+
+
+@pytest.fixture
 def seed_copy(tmp_path) -> Path:
     """A private copy of seeds/ that a test may change."""
     folder = tmp_path / "docs"

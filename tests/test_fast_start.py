@@ -21,15 +21,6 @@ def run_qa(*args: str, cache) -> subprocess.CompletedProcess:
                           text=True, cwd=ROOT, env=env, timeout=600)
 
 
-@pytest.fixture
-def cache(tmp_path, seed_engine):
-    """A private copy of the test session's cache, holding the query model's export."""
-    seed_engine.ensure_query_model()
-    copy = tmp_path / "cache"
-    shutil.copytree(os.environ["QA_CACHE"], copy)
-    return copy
-
-
 def test_a_cold_question_imports_neither_torch_nor_llamaindex(seed_index_dir, cache):
     argv = ["ask", QUESTION, "--index", str(seed_index_dir)]
     code = (

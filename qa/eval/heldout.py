@@ -18,6 +18,7 @@ from qa.eval.baselines import CACHE_ROOT
 from qa.eval.beir import BadDataset, load_beir
 from qa.eval.evaluate import EvalReport, Question, ask_all
 from qa.eval.metrics import abstention, hit_at_k, mean, percentile
+from qa.settings import Settings
 
 PARTS_FILE = "parts.json"
 PART_COLUMNS = [
@@ -65,15 +66,15 @@ def part_questions(records: dict[str, dict]) -> tuple[list[Question], list[str]]
     return questions, gold
 
 
-def evaluate_part(folder: Path, progress: bool) -> tuple[dict[str, float | None], str, int]:
+def evaluate_part(folder: Path, progress: bool, settings: Settings | None = None
+                  ) -> tuple[dict[str, float | None], str, int]:
     """One part's row of metrics, a note with its counts, the passages embedded to open it."""
     from qa.engine import Engine
 
     dataset = load_beir(folder)
     cache = CACHE_ROOT / dataset.corpus_key()  # the same index as `qa eval <part folder>`
-    engine = Engine.open(
-        sources=[dataset.corpus], index_dir=cache / "qa-index", show_progress=progress
-    )
+    engine = Engine.open(sources=[dataset.corpus], index_dir=cache / "qa-index",
+                         settings=settings, show_progress=progress)
     questions, gold = part_questions(dataset.records)
     outcomes = ask_all(engine, questions, progress)
     declined = [o.declined for o in outcomes]
@@ -102,13 +103,15 @@ def evaluate_part(folder: Path, progress: bool) -> tuple[dict[str, float | None]
     return row, note, engine.last_report.passages_embedded
 
 
-def evaluate_parts(folder: str | Path, progress: bool = False) -> EvalReport:
-    """Every part of the folder, one row each, named by its role."""
+def evaluate_parts(folder: str | Path, progress: bool = False,
+                   settings: Settings | None = None) -> EvalReport:
+    """Every part of the folder, one row each, named by its role (answered with `settings`,
+    by default the shipped ones)."""
     folder = Path(folder)
     rows: dict[str, dict[str, float | None]] = {}
     notes, embedded = [], 0
     for part in read_parts(folder):
-        row, note, n = evaluate_part(folder / part["folder"], progress)
+        row, note, n = evaluate_part(folder / part["folder"], progress, settings)
         role = str(part["role"])
         rows[role] = row
         embedded += n

@@ -1,0 +1,60 @@
+"""The answer step as shipped against the reader before the learned sentence scorer, in one run:
+`qa eval eval/squad` (SQuAD fit and validation) and `qa eval` of the seed sets, once with each.
+
+"before": the retrieval embedder's cosine (`sentence_scorer=False`), `asked` a weight of the
+confidence rather than a decline (`asked_declines=False`), with the confidence and threshold
+fitted for that reader (BEFORE below); "shipped": `AnswerSettings()` as it is. Both read the
+same indexes (answer settings do not change what is indexed).
+
+    QA_CACHE=... PYTHONPATH=. python bench/compare_readers.py [--out eval/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from qa import Engine
+from qa.eval.evaluate import evaluate_questions, read_questions
+from qa.eval.heldout import evaluate_parts
+from qa.eval.report import to_text, write_outputs
+from qa.home import seeds_dir
+from qa.settings import AnswerSettings, ConfidenceWeights, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+BEFORE = AnswerSettings(
+    sentence_scorer=False,
+    asked_declines=False,
+    confidence=ConfidenceWeights(bias=-7.14, cosine=8.57, gap=4.09, focus=1.94, asked=1.92,
+                                 length=-2.16, embedder_cosine=0.0),
+    threshold=0.265,
+)
+READERS = {"before": Settings(answer=BEFORE), "shipped": Settings()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="write the shipped reader's tables here too")
+    args = parser.parse_args()
+    os.chdir(ROOT)  # the reports name their question sets as `qa eval` in the checkout does
+    seed_index = Path(tempfile.mkdtemp(prefix="seed-index-"))
+    for name, settings in READERS.items():
+        print(f"\n===== {name} =====")
+        squad = evaluate_parts(Path("eval/squad"), settings=settings)
+        print(to_text(squad))
+        reports = {"eval/squad": (squad, "qa eval eval/squad")}
+        for set_name in ("seed.jsonl", "seed_chats.jsonl"):
+            path = Path("eval", set_name)
+            engine = Engine.open(sources=[seeds_dir()], index_dir=seed_index, settings=settings)
+            report = evaluate_questions(engine, read_questions(path), path)
+            print(to_text(report))
+            reports[f"eval/{set_name}"] = (report, f"qa eval eval/{set_name}")
+        if args.out and name == "shipped":
+            for report, command in reports.values():
+                write_outputs(report, args.out, command)
+
+
+if __name__ == "__main__":
+    main()
