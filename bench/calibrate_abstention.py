@@ -4,8 +4,9 @@ For every question of ClapNQ (300 answerable, 300 not; passages indexed once int
 .cache/bench/clapnq-index), of the seed sets (eval/seed.jsonl, eval/seed_chats.jsonl) and of
 SQuAD's fit articles (eval/squad/fit, 600 answerable and 600 on-topic unanswerable; indexed
 where `qa eval eval/squad` indexes them), the reader's confidence features are taken from
-`Engine.trace` (qa.read.Features: the best sentence's cosine, its lead over the median
-sentence, its share of the question's terms that its passage's title lacks, whether it names
+`Engine.trace` (qa.reading.Features: the best sentence's cosine, by the sentence scorer
+and by the retrieval embedder, its lead over the median sentence, its share of the
+question's terms that its passage's title lacks, whether it names
 what a "how many" question counts or whose role a "who is the R of X" question asks for, the
 question's length, and its lowest word match token by token). A logistic regression over every
 question of the three sets that no rule decided gives the confidence (`ConfidenceWeights`),

@@ -225,8 +225,9 @@ class Engine:
         return removed
 
     def ensure_query_model(self) -> bool:
-        """Write the query model's ONNX export when it is missing, damaged or stale (the
-        first index build does; `qa index` repairs it); whether it was written."""
+        """Write the query model's ONNX export, and make the sentence scorer (qa/scorer.py),
+        when either is missing, damaged or stale (the first index build does; `qa index`
+        repairs them); whether anything was written."""
         ensure = getattr(self.embedder, "ensure_query_model", None)
         wrote = bool(ensure and ensure())
         return bool(self.scorer and self.scorer.ensure()) or wrote

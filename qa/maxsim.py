@@ -5,7 +5,8 @@ in the package) has no counterpart in a sentence that is otherwise on its topic.
 vectors can (late interaction, as in ColBERT, over the frozen model's last hidden states): for
 each word of the question that counts (not a stopword, holding a letter or digit), the best
 cosine of its tokens with any token of the sentence, averaged over the word's pieces.
-`SentenceVectors` (qa/embed.py) keeps the token vectors from the run that embeds the sentences.
+`SentenceVectors` (qa/sentence_vectors.py) keeps the token vectors from the run that embeds
+the sentences.
 """
 
 from __future__ import annotations

@@ -335,7 +335,8 @@ def sentence_score(c: Candidate, s: AnswerSettings) -> float:
     return cheap_score(c, s) + s.w_cosine * c.cosine + s.w_match * c.match
 
 
-# The readers a setting can name; another is one class with `read` plus its entry here.
+# The readers a setting can name; another is one class with `read` plus its entry here, made
+# as `make_reader` makes one: (index, vectors, settings, scored).
 READERS: dict[str, Callable[..., Reader]] = {
     "sentences": SentenceReader,
 }

@@ -21,6 +21,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from qa.embed import (
     QUERY_MODELS,
@@ -68,14 +69,23 @@ def assemble(base: Path, layers: Path, out: Path, digest: str) -> None:
             model.save(str(tmp))
         (tmp / DONE).write_text(json.dumps({"layers_sha256": digest, "base": str(base)}),
                                 encoding="utf-8")
-        shutil.rmtree(out, ignore_errors=True)  # a folder left without DONE by a crash
-        try:
-            os.replace(tmp, out)
-        except OSError:  # another process assembled it meanwhile
-            if not (out / DONE).is_file():
-                raise
+        # its export belongs to the folder it replaces: written again from this one
+        onnx = out.with_suffix(".onnx")
+        for stale in (onnx.with_name(onnx.name + ".json"), onnx):
+            stale.unlink(missing_ok=True)
+        aside = out.with_name(f".{out.name}.{os.getpid()}.old")
+        if out.exists():
+            os.replace(out, aside)  # a damaged one: moved aside whole, then removed
+        os.replace(tmp, out)
+        shutil.rmtree(aside, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _folder_lock(folder: Path) -> FileLock:
+    """One process at a time makes the scorer: another one waits, then finds it made."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(folder.with_name(f".{folder.name}.lock")))
 
 
 class SentenceScorer:
@@ -92,12 +102,16 @@ class SentenceScorer:
         self._wrote = False
 
     @cached_property
+    def digest(self) -> str:
+        return layers_digest(self.layers)
+
+    @cached_property
     def folder(self) -> Path:
         # named by the layers' digest: another release's layers get their own folder
-        return self.cache / QUERY_MODELS / f"sentence-scorer-{layers_digest(self.layers)[:12]}"
+        return self.cache / QUERY_MODELS / f"sentence-scorer-{self.digest[:12]}"
 
     def _assemble(self, again: bool = False) -> None:
-        digest = layers_digest(self.layers)
+        digest = self.digest
         try:
             done = json.loads((self.folder / DONE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -117,15 +131,27 @@ class SentenceScorer:
         self._wrote |= embedder.ensure_query_model()  # loads it; exports it when it must
         return embedder
 
+    def _make(self) -> Embedder:
+        self._assemble()
+        try:
+            return self._load()
+        except Exception:  # a damaged assembled folder: made once more from the layers
+            self._assemble(again=True)
+            return self._load()
+
     @cached_property
     def _embedder(self) -> Embedder:
         with self._lock:
-            self._assemble()
+            if "_embedder" in self.__dict__:  # made by another thread meanwhile
+                return self.__dict__["_embedder"]
             try:
-                return self._load()
-            except Exception:  # a damaged assembled folder: made again from the shipped layers
-                self._assemble(again=True)
-                return self._load()
+                with _folder_lock(self.folder):
+                    return self._make()
+            except QAError:
+                raise
+            except Exception as error:  # a read-only or full cache, say: one line, not a trace
+                raise QAError(f"the sentence scorer could not be made in {self.folder} "
+                              f"({type(error).__name__}: {error}); run `qa index`") from error
 
     def ensure(self) -> bool:
         """Make it now (an index build does, so that no question waits for it); whether

@@ -64,7 +64,7 @@ class RetrieveSettings:
 
 @dataclass(frozen=True)
 class ConfidenceWeights:
-    """confidence = logistic(bias + the sum of each weight times the `read.Features` field of
+    """confidence = logistic(bias + the sum of each weight times the `reading.Features` field of
     the same name); fitted by bench/calibrate_abstention.py."""
 
     bias: float = -3.95
@@ -130,7 +130,7 @@ class AnswerSettings:
     # answered) but the confidence must then be refitted with SQuAD fit, which declines seed
     # questions the hand-written rules keep: eval/results/token_match.md
     w_match: float = 0.0
-    # confidence = logistic(bias + weights . read.Features: the best sentence's cosine by the
+    # confidence = logistic(bias + weights . reading.Features: the best sentence's cosine by the
     # scorer and by the retrieval embedder, its lead over the median sentence, its share of the
     # question's terms that its passage's title lacks, whether it names what a "how many"
     # question counts or whose role a "who is the R of X" question asks for, the question's
