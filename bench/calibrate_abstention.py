@@ -140,10 +140,12 @@ def held_out_declines(evidence: list[Evidence], answered: float = 0.90, folds: i
 
     x = np.array([ev.feature_row() for ev in evidence])
     y = np.array([ev.question.answerable for ev in evidence])
+    scored = np.array([bool(ev.candidates) and ev.decided is None for ev in evidence])
     held_out = np.zeros(len(y))
     for shuffle in range(shuffles):
         split = StratifiedKFold(folds, shuffle=True, random_state=shuffle).split(x, y)
         for train, test in split:
+            train = train[scored[train]]  # as `fit`: the rows the confidence decides
             model = LogisticRegression(C=10.0, max_iter=1000).fit(x[train], y[train])
             held_out[test] += model.predict_proba(x[test])[:, 1] / shuffles
     held_out = np.where([ev.decided is not None for ev in evidence],

@@ -83,9 +83,10 @@ def assemble(base: Path, layers: Path, out: Path, digest: str) -> None:
 
 
 def _folder_lock(folder: Path) -> FileLock:
-    """One process at a time makes the scorer: another one waits, then finds it made."""
+    """One process at a time makes a scorer (of any layers' version): another one waits, then
+    finds it made."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(folder.with_name(f".{folder.name}.lock")))
+    return FileLock(str(folder.with_name(".sentence-scorer.lock")))
 
 
 class SentenceScorer:
@@ -117,6 +118,14 @@ class SentenceScorer:
         except (OSError, ValueError):
             done = {}
         if again or done.get("layers_sha256") != digest:
+            # what a process killed mid-way left (under the lock, no one else is writing)
+            parent = self.folder.parent
+            for left in [*parent.glob(".sentence-scorer-*.tmp"),
+                         *parent.glob(".sentence-scorer-*.old")]:
+                if left.is_dir():
+                    shutil.rmtree(left, ignore_errors=True)
+                else:
+                    left.unlink(missing_ok=True)
             assemble(model_path(), self.layers, self.folder, digest)
             self._wrote = True
 

@@ -81,10 +81,13 @@ def test_a_damaged_scorer_is_made_again_by_the_next_question(
     onnx.write_bytes(onnx.read_bytes()[: onnx.stat().st_size // 2])
     weights = next(folder.glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:1000])
+    killed = folder.with_name(f".{folder.name}.999.1.tmp")  # as a process killed mid-way left it
+    (killed / "0_Transformer").mkdir(parents=True)
     done = run_ask(index_dir, cache)
     assert done.returncode == 0, done.stderr
     assert RIGHT in done.stdout and "Traceback" not in done.stderr
     assert weights.stat().st_size > 1 << 20  # assembled again from the shipped layers
+    assert not killed.exists()
     again = run_ask(index_dir, cache)  # and exported again: the next question just runs it
     assert again.returncode == 0 and RIGHT in again.stdout
 
