@@ -93,11 +93,20 @@ def rates(evidence: list[Evidence], confidence: np.ndarray, threshold: float) ->
     }
 
 
+def decides(ev: Evidence) -> bool:
+    """Whether the confidence decides the question: it has sentences and no rule decided."""
+    return bool(ev.candidates) and ev.decided is None
+
+
+def ruled(evidence: list[Evidence], confidence) -> np.ndarray:
+    """`confidence` where it decides; 1 or 0 where a rule decided, 0 with nothing to quote."""
+    return np.array([c if decides(ev) else float(bool(ev.candidates and ev.decided))
+                     for ev, c in zip(evidence, confidence)])
+
+
 def confidences(evidence: list[Evidence], weights: ConfidenceWeights) -> np.ndarray:
-    """The answer's confidence: 1 or 0 where a rule decided, 0 with nothing to quote."""
-    return np.array([
-        0.0 if not ev.candidates else float(ev.decided) if ev.decided is not None
-        else confidence_of(ev.features, weights) for ev in evidence])
+    """The answer's confidence, as the answer step computes it."""
+    return ruled(evidence, [confidence_of(ev.features, weights) for ev in evidence])
 
 
 def fit(sets: dict[str, list[Evidence]], set_weights: dict[str, float] | None = None
@@ -106,8 +115,7 @@ def fit(sets: dict[str, list[Evidence]], set_weights: dict[str, float] | None = 
     `set_weights` entry (default: its size) shared among its questions."""
     from sklearn.linear_model import LogisticRegression
 
-    rows = {name: [ev for ev in evidence if ev.candidates and ev.decided is None]
-            for name, evidence in sets.items()}
+    rows = {name: [ev for ev in evidence if decides(ev)] for name, evidence in sets.items()}
     every = [ev for evidence in rows.values() for ev in evidence]
     x = np.array([ev.feature_row() for ev in every])
     y = [ev.question.answerable for ev in every]
@@ -140,7 +148,7 @@ def held_out_declines(evidence: list[Evidence], answered: float = 0.90, folds: i
 
     x = np.array([ev.feature_row() for ev in evidence])
     y = np.array([ev.question.answerable for ev in evidence])
-    scored = np.array([bool(ev.candidates) and ev.decided is None for ev in evidence])
+    scored = np.array([decides(ev) for ev in evidence])
     held_out = np.zeros(len(y))
     for shuffle in range(shuffles):
         split = StratifiedKFold(folds, shuffle=True, random_state=shuffle).split(x, y)
@@ -148,9 +156,7 @@ def held_out_declines(evidence: list[Evidence], answered: float = 0.90, folds: i
             train = train[scored[train]]  # as `fit`: the rows the confidence decides
             model = LogisticRegression(C=10.0, max_iter=1000).fit(x[train], y[train])
             held_out[test] += model.predict_proba(x[test])[:, 1] / shuffles
-    held_out = np.where([ev.decided is not None for ev in evidence],
-                        [float(bool(ev.decided)) for ev in evidence], held_out)
-    held_out[[not ev.candidates for ev in evidence]] = 0.0
+    held_out = ruled(evidence, held_out)
     best = 0.0
     for t in np.unique(held_out):
         declined = held_out < t

@@ -55,10 +55,10 @@ class Engine:
         answer = self.settings.answer
         self._vectors = SentenceVectors(self.embedder, answer.sentence_cache,
                                         answer.token_cache if answer.word_match else 0)
-        self.scorer = SentenceScorer(self.settings.embed, cache_dir()) if answer.sentence_scorer \
-            else None
-        self._scored = (SentenceVectors(self.scorer, answer.sentence_cache, 0) if self.scorer
-                        else self._vectors)
+        self.scorer = (SentenceScorer(self.settings.embed, cache_dir())
+                       if answer.sentence_scorer else None)
+        self._scored = (SentenceVectors(self.scorer, answer.sentence_cache, 0)
+                        if self.scorer else None)
         self._snapshot = self._snapshot_of(self._empty())
         self._writer = threading.Lock()  # writers of this process; other processes: the file lock
         self._refreshing = threading.Lock()

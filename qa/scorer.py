@@ -98,9 +98,13 @@ class SentenceScorer:
         self.cache = Path(cache)
         self.layers = layers
         self.name = "sentence-scorer"
-        self.dimension = 384
         self._lock = threading.Lock()
         self._wrote = False
+
+    @cached_property
+    def dimension(self) -> int:
+        """The packaged model's: only two of its layers are replaced."""
+        return SentenceTransformerEmbedder(EmbedSettings(), model_path()).dimension
 
     @cached_property
     def digest(self) -> str:
