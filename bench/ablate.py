@@ -1,9 +1,11 @@
 """Ablate the answer step's hand-written rules: each rule switched off alone, the confidence
 refitted and its threshold chosen again on fit data only, then every set measured.
 
-The confidence is refitted as the shipped one was (bench/calibrate_abstention.py: ClapNQ dev
-and the seed sets); SQuAD's fit part (eval/squad/fit) is fit data for choosing which rules stay;
-SQuAD's validation part (eval/squad/validation, held out) is only reported. For each variant
+The confidence is refitted as the shipped one was (bench/calibrate_abstention.py: ClapNQ dev,
+the seed sets and the 3 SQuAD fit articles the sentence scorer was not trained on, SQuAD
+weighing 2, over the questions no rule decided); SQuAD's fit part (eval/squad/fit) is fit data
+for choosing which rules stay; SQuAD's validation part (eval/squad/validation, held out) is
+only reported. For each variant
 the reader runs over every question (`Engine.trace`), its evidence is kept in --work (reused
 by a later run with the same variant), a logistic regression fits the confidence and
 `calibrated_threshold` picks the threshold as bench/calibrate_abstention.py does; the table
@@ -40,14 +42,19 @@ from answer_data import (
     squad_questions,
     with_settings,
 )
+from calibrate_abstention import MIN_ANSWERED, SCORER_UNTRAINED
 
 from qa import Engine, english
 from qa.answer import choose, cite, confidence_of
 from qa.eval.metrics import contains_any
 from qa.settings import ConfidenceWeights, Settings
 
-FIT_SETS = ("clapnq", "seed", "chats")  # what the confidence is fitted on, as shipped
-MIN_ANSWERED = {"clapnq": 0.90, "seed": 0.95}
+# what the confidence is fitted on, as shipped, and how much each set weighs
+FIT_SETS = {"clapnq": 1.0, "seed": 1.0, "squad-fit": 2.0}
+# what makes the evidence: cached evidence is named by these files' digest, so a change to
+# them never reads evidence an older reader left in --work
+EVIDENCE_SOURCES = ("answer.py", "english.py", "read.py", "reading.py", "retrieve.py",
+                    "scorer.py", "settings.py")
 
 
 def answer_settings(**changes):
@@ -61,18 +68,24 @@ VARIANTS = {
     "all rules": ("every rule, the confidence refitted", lambda s: s, ()),
     "count": ("how-many counted words (`asked`)", answer_settings(count_rule=False), ()),
     "role": ("who-is-the-R-of-X role (`asked`)", answer_settings(role_rule=False), ()),
-    "asked": ("`asked` feature (count and role)", lambda s: s, ("asked",)),
+    "asked": ("count and role rules (`asked`)",
+              answer_settings(count_rule=False, role_rule=False), ()),
+    "embedder": ("the retrieval embedder's cosine (`embedder_cosine`)", lambda s: s,
+                 ("embedder_cosine",)),
     "focus": ("title-lacking terms (`focus`)", lambda s: s, ("focus",)),
     "gap": ("lead over the median sentence (`gap`)", lambda s: s, ("gap",)),
     "fragments": ("fragment/continuation joined to the sentence before",
                   answer_settings(join_fragments=False), ()),
-    "type": ("answer-type match (`type_match`, w_type)", answer_settings(w_type=0.0), ()),
     "heading": ("heading penalty", answer_settings(heading_penalty=0.0), ()),
     "lead-in": ("sentence read after the one before (lead-in)",
                 answer_settings(window_cosine=False), ()),
     "framing": ("framing words not counted as terms", answer_settings(framing_words=False), ()),
     "definition": ("definition questions answered by the introducing sentence",
                    answer_settings(definition_rule=False), ()),
+    "overview": ("overview questions answered by the document's lead",
+                 answer_settings(overview_rule=False), ()),
+    "scorer": ("the learned sentence scorer (not a rule: the reader before it)",
+               answer_settings(sentence_scorer=False), ()),
     "pronouns": ("pronoun resolution (chats only)",
                  lambda s: replace(s, chat=replace(s.chat, resolve_pronouns=False)), ()),
 }
@@ -92,7 +105,7 @@ def evidence_rows(engine: Engine, questions: list[Question], settings: Settings)
                                                      q.answers)
         else:
             right = any(q.right(c.quote, c.passage.doc_id) for c in citations)
-        rows.append({"answerable": q.answerable, "right": q.answerable and right,
+        rows.append({"id": q.id, "answerable": q.answerable, "right": q.answerable and right,
                      "some": bool(ranked), "decided": trace.reading.decided,
                      "features": [float(getattr(trace.reading.features, n)) for n in FEATURES],
                      "best": best_evidence(trace) if ranked else {}})
@@ -105,24 +118,35 @@ def best_evidence(trace) -> dict:
     best = ranked[0]
     key = [w.lower() for w in trace.resolution.facts.key_words]
     held = english.lower_words(best.reading)
-    return {"typed": best.type_match, "lexical": best.lexical, "context": best.context,
+    return {"lexical": best.lexical, "context": best.context,
             "passage": best.passage.score, "top_passage": trace.passages[0].score,
             "second": best.score - (ranked[1].score if len(ranked) > 1 else 0.0),
             "names": sum(w in held for w in key) / len(key) if key else 1.0,
-            "own": best.own_cosine, "score": best.score,
-            "kind": trace.resolution.facts.kind or ""}
+            "own": best.own_cosine, "score": best.score}
 
 
-def fit_weights(rows: list[dict], dropped: tuple[str, ...]) -> ConfidenceWeights:
+def decides(row: dict) -> bool:
+    """Whether the confidence decides the question (as calibrate_abstention.decides)."""
+    return row["some"] and row.get("decided") is None
+
+
+def fit_weights(fit: dict[str, list[dict]], dropped: tuple[str, ...]) -> ConfidenceWeights:
+    """calibrate_abstention.fit over `fit` (set -> rows): the rows no rule decided, each set
+    weighing its FIT_SETS entry; a feature dropped or that never varies keeps weight 0."""
     from sklearn.linear_model import LogisticRegression
 
-    keep = [i for i, n in enumerate(FEATURES) if n not in dropped]
-    x = np.array([[r["features"][i] for i in keep] for r in rows])
-    y = np.array([r["answerable"] for r in rows])
-    model = LogisticRegression(C=10.0, max_iter=1000).fit(x, y)
-    weights = dict.fromkeys(FEATURES, 0.0)
-    weights.update({FEATURES[i]: float(w) for i, w in zip(keep, model.coef_[0])})
-    return ConfidenceWeights(float(model.intercept_[0]), **weights)
+    rows = {name: [r for r in fit[name] if decides(r)] for name in FIT_SETS}
+    every = [r for name in FIT_SETS for r in rows[name]]
+    x = np.array([r["features"] for r in every])
+    y = np.array([r["answerable"] for r in every])
+    keep = [i for i, n in enumerate(FEATURES) if n not in dropped and x[:, i].std() > 0]
+    weights = np.concatenate([np.full(len(rows[name]), FIT_SETS[name] / len(rows[name]))
+                              for name in FIT_SETS if rows[name]])
+    weights *= len(weights) / weights.sum()
+    model = LogisticRegression(C=10.0, max_iter=1000).fit(x[:, keep], y, sample_weight=weights)
+    out = dict.fromkeys(FEATURES, 0.0)
+    out.update({FEATURES[i]: float(w) for i, w in zip(keep, model.coef_[0])})
+    return ConfidenceWeights(float(model.intercept_[0]), **out)
 
 
 def confidences(rows: list[dict], weights: ConfidenceWeights) -> np.ndarray:
@@ -155,23 +179,32 @@ def auc(conf: np.ndarray, answerable: np.ndarray) -> float:
     return float(roc_auc_score(answerable, conf)) if 0 < answerable.sum() < len(conf) else 0.0
 
 
-def calibrated_threshold(sets: dict[str, list[dict]], weights: ConfidenceWeights) -> float:
+def calibrated_threshold(fit: dict[str, list[dict]], weights: ConfidenceWeights) -> float:
     """calibrate_abstention.py's rule: answer >= 90% of ClapNQ's answerable questions and >=
-    95% of the seed sets', decline none of the seed sets' right answers, and within that
-    decline the most unanswerable questions (ClapNQ's share plus the seed sets')."""
-    fit = {"clapnq": sets["clapnq"], "seed": sets["seed"] + sets["chats"]}
+    95% of the seed sets' and of SQuAD fit's, and within that decline the most unanswerable
+    questions (the mean share over ClapNQ and SQuAD fit)."""
     conf = {name: confidences(rows, weights) for name, rows in fit.items()}
-    steps = np.round(np.arange(0.05, 0.95, 0.005), 3)
-    seed_right = max(measure(fit["seed"], conf["seed"], t)["right"] for t in steps)
     best, best_key = 0.05, -1.0
-    for t in steps:
+    for t in np.round(np.arange(0.05, 0.95, 0.005), 3):
         m = {name: measure(rows, conf[name], t) for name, rows in fit.items()}
         if any(m[name]["answered"] < MIN_ANSWERED[name] for name in fit):
             continue
-        key = m["clapnq"]["declined"] + m["seed"]["declined"]
-        if m["seed"]["right"] >= seed_right and key >= best_key:
+        key = (m["clapnq"]["declined"] + m["squad-fit"]["declined"]) / 2
+        if key >= best_key:
             best, best_key = float(t), key
     return best
+
+
+def evidence_version() -> str:
+    """The digest of EVIDENCE_SOURCES (qa's own files)."""
+    import hashlib
+
+    import qa
+
+    digest = hashlib.sha256()
+    for name in EVIDENCE_SOURCES:
+        digest.update((Path(qa.__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def run(only: list[str], work: Path, seed_index: Path) -> dict[str, dict]:
@@ -190,6 +223,8 @@ def run(only: list[str], work: Path, seed_index: Path) -> dict[str, dict]:
             }[name]()
         return opened[name]
 
+    untrained = {q.id for q in squad_questions("fit", SCORER_UNTRAINED)}
+    version = evidence_version()
     results = {}
     for variant in only:
         dropped = VARIANTS[variant][2]
@@ -198,18 +233,19 @@ def run(only: list[str], work: Path, seed_index: Path) -> dict[str, dict]:
             source = variant if name == "chats" or variant not in CHATS_ONLY else "all rules"
             if VARIANTS[source][2] or source == "shipped":  # the evidence of all rules
                 source = "all rules"
-            cache = work / f"{source}.{name}.json"
+            cache = work / f"{source}.{name}.{version}.json"
             if not cache.exists():
                 engine, questions = engine_of(name)
                 rows = evidence_rows(engine, questions, VARIANTS[source][1](Settings()))
                 cache.write_text(json.dumps(rows))
             sets[name] = json.loads(cache.read_text())
-        fit_rows = [r for name in FIT_SETS for r in sets[name]]
+        fit = {"clapnq": sets["clapnq"], "seed": sets["seed"] + sets["chats"],
+               "squad-fit": [r for r in sets["squad-fit"] if r["id"] in untrained]}
         if variant == "shipped":
             weights, threshold = Settings().answer.confidence, Settings().answer.threshold
         else:
-            weights = fit_weights(fit_rows, dropped)
-            threshold = calibrated_threshold(sets, weights)
+            weights = fit_weights(fit, dropped)
+            threshold = calibrated_threshold(fit, weights)
         results[variant] = {"threshold": threshold, "weights": weights, "sets": {
             name: measure(rows, confidences(rows, weights), threshold)
             for name, rows in sets.items()}}

@@ -1,10 +1,11 @@
 """The answer step as shipped against the reader before the learned sentence scorer, in one run:
 `qa eval eval/squad` (SQuAD fit and validation) and `qa eval` of the seed sets, once with each.
 
-"before": the retrieval embedder's cosine (`sentence_scorer=False`), `asked` a weight of the
-confidence rather than a decline (`asked_declines=False`), with the confidence and threshold
-fitted for that reader (BEFORE below); "shipped": `AnswerSettings()` as it is. Both read the
-same indexes (answer settings do not change what is indexed).
+"before": the retrieval embedder's cosine (`sentence_scorer=False`), with the confidence and
+threshold fitted for that reader (BEFORE below); "shipped": `AnswerSettings()` as it is. Both
+read the same indexes (answer settings do not change what is indexed). The other answer
+settings are today's for both (the answer-type match, deleted since, was in "before" when
+eval/results/sentence_scorer.md was measured).
 
     QA_CACHE=... PYTHONPATH=. python bench/compare_readers.py [--out eval/results]
 """
@@ -26,7 +27,6 @@ from qa.settings import AnswerSettings, ConfidenceWeights, Settings
 ROOT = Path(__file__).resolve().parent.parent
 BEFORE = AnswerSettings(
     sentence_scorer=False,
-    asked_declines=False,
     confidence=ConfidenceWeights(bias=-7.14, cosine=8.57, gap=4.09, focus=1.94, asked=1.92,
                                  length=-2.16, embedder_cosine=0.0),
     threshold=0.265,

@@ -1,8 +1,8 @@
 """Every hand-written rule about English, in one place.
 
-`read_question` reads a question once into `QuestionFacts`: what kind of answer it wants,
-what a "how many" question counts, whose role a "who is the R of X" question asks for, its
-names and numbers, and what it leans on from earlier turns (pronouns, follow-up openers).
+`read_question` reads a question once into `QuestionFacts`: what a "how many" question
+counts, whose role a "who is the R of X" question asks for, its names and numbers, and what it
+leans on from earlier turns (pronouns, follow-up openers).
 The other functions are the rules about texts the rest of the pipeline applies: who a quote
 names, which line is a heading, which sentence piece continues the one before it.
 """
@@ -17,22 +17,6 @@ from functools import lru_cache
 WORD = re.compile(r"[\w'’-]+")
 
 # ---- what a question asks for ----------------------------------------------------------
-_NUMBER_WORDS = (
-    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
-    r"hundred|hundreds|thousand|thousands|million|millions|billion|dozen|dozens|half|several"
-)
-_MONTHS = (
-    r"january|february|march|april|may|june|july|august|september|october|november|december|"
-    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today|tomorrow|week|"
-    r"month|year|century|decade"
-)
-_HAS_NUMBER = re.compile(rf"\d|\b({_NUMBER_WORDS})\b", re.IGNORECASE)
-_HAS_DATE = re.compile(rf"\b(1\d{{3}}|20\d{{2}}|{_MONTHS})s?\b", re.IGNORECASE)
-_CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w’'-]*")
-_ASKS_NUMBER = re.compile(r"\bhow (many|much|long|old|far|big|large|tall|often)\b|\bwhat (number|"
-                          r"percentage|amount)\b")
-_ASKS_DATE = re.compile(r"\bwhen\b|\bwhat (year|date|day|time)\b|\bwhich (year|day)\b")
-_ASKS_NAME = re.compile(r"\b(who|whom|whose|where)\b")
 # Words after "how many" that end what is counted: verbs, prepositions, "there", "and".
 _COUNT_END = {"do", "does", "did", "are", "is", "were", "was", "have", "has", "had", "can", "could",
               "will", "would", "should", "must", "may", "might", "been", "be", "there", "in",
@@ -146,7 +130,6 @@ class QuestionFacts:
     """What one question asks for and leans on, read once."""
 
     text: str
-    kind: str | None  # the answer's type: "number", "date", "name", or None
     counted: tuple[str, ...]  # what a "how many" question counts: ("soldiers",)
     role: Role | None  # whose role a "who is the R of X" question asks for
     # "overview" (what a document says as a whole), "definition" ("Who is X?"), or None
@@ -169,7 +152,6 @@ def read_question(text: str) -> QuestionFacts:
     subject = tuple(defined(text)) if role is None else ()  # "Who is NATO's R?" asks a role
     return QuestionFacts(
         text=text,
-        kind=expected_type(text),
         counted=tuple(counted_words(text)),
         role=role,
         asks="overview" if _OVERVIEW.match(text) else "definition" if subject else None,
@@ -200,18 +182,6 @@ def stopwords() -> frozenset[str]:
 def term_stopwords() -> frozenset[str]:
     """Words that never count as what a question is about: stopwords and framing words."""
     return stopwords() | _FRAMING
-
-
-def expected_type(question: str) -> str | None:
-    """What the question word asks for: "number", "date", "name" or None."""
-    q = question.lower()
-    if _ASKS_NUMBER.search(q):
-        return "number"
-    if _ASKS_DATE.search(q):
-        return "date"
-    if _ASKS_NAME.search(q):
-        return "name"
-    return None
 
 
 def counted_words(question: str) -> list[str]:
@@ -294,18 +264,6 @@ def lower_words(text: str) -> set[str]:
 
 
 # ---- what a text holds -------------------------------------------------------------------
-def type_match(kind: str | None, sentence: str, question_words: frozenset[str]) -> float:
-    """1 if the sentence holds the kind of thing asked for, 0 if not, 0.5 when none is asked."""
-    if kind is None:
-        return 0.5
-    if kind == "number":
-        return float(bool(_HAS_NUMBER.search(sentence)))
-    if kind == "date":
-        return float(bool(_HAS_DATE.search(sentence)))
-    names = {m.group(0).lower() for m in _CAPITALISED.finditer(sentence)}
-    return float(bool(names - question_words))
-
-
 def role_neighbours(text: str, role: str, window: int) -> list[str] | None:
     """The words within `window` of each mention of `role` in `text` ("Russian President
     Vladimir Putin plans" for "president"), or None when `text` never names the role."""

@@ -9,8 +9,7 @@ runs the transformer, mean-pools over the attention mask and L2-normalises, as t
 sentence-transformers pipeline does. A missing, damaged or stale file is a `QAError` naming the
 file and the command that recreates it.
 
-This module imports neither torch nor sentence_transformers nor llama_index at import time;
-only `export` does, inside the call.
+It imports neither torch nor sentence_transformers nor llama_index until `export` runs.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,9 +40,8 @@ _CHUNK = 1 << 20
 
 # Checked at export: short, padded in a batch, and one far longer than any max_seq_length.
 _PROBES = (
-    "How many soldiers were massed near the frontier?",
+    "How many soldiers were massed near the frontier?", "x",
     "  Leading and trailing   spaces, ÜMLAUTS and accents: café naïve.  ",
-    "x",
     " ".join(["The committee reviewed every clause of the agreement before it signed."] * 60),
 )
 
@@ -138,7 +137,8 @@ def export(model_folder: Path, out: Path, model: Any = None) -> None:
     example = _batch(tokenizer.encode_batch(list(_PROBES[:2])))
     args = tuple(torch.from_numpy(example[name]) for name in INPUTS)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tag = f"{os.getpid()}.{threading.get_ident()}"  # two threads may export one model
+    tmp = out.with_name(f".{out.name}.{tag}.tmp")
     meta = metadata_path(out)
     try:
         was_training = transformer.training
@@ -190,7 +190,7 @@ def export(model_folder: Path, out: Path, model: Any = None) -> None:
         # for current, and the JSON's size and CRC catch an .onnx from another export.
         meta.unlink(missing_ok=True)
         os.replace(tmp, out)
-        meta_tmp = meta.with_name(f".{meta.name}.{os.getpid()}.tmp")
+        meta_tmp = meta.with_name(f".{meta.name}.{tag}.tmp")
         meta_tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
         os.replace(meta_tmp, meta)
     finally:

@@ -59,7 +59,7 @@ class Reader(Protocol):
 
 
 class SentenceReader:
-    """Scores sentences by embedding cosine, term coverage and answer type."""
+    """Scores sentences by embedding cosine and term coverage."""
 
     def __init__(
         self,
@@ -104,8 +104,6 @@ class SentenceReader:
             intro = next((c for c in named if english.introduces(c.text, facts.subject)), None)
             if intro is not None:
                 return Reading([intro], features, True)
-        if not features.asked and self.settings.asked_declines:
-            return Reading(ranked, features, False)  # it never names what is asked for
         return Reading(ranked, features)
 
     def embedder_cosine(self, queries: Sequence[WeightedQuery], best: Candidate) -> float:
@@ -222,7 +220,6 @@ class SentenceReader:
             around = set().union(*near)
             c.context = coverage(weights, around)
             c.focus = focus_coverage(weights, known, titles[c.passage.id], around)
-            c.type_match = english.type_match(facts.kind, c.text, facts.words)
             c.score = cheap_score(c, s)
         # Embedding is the costly part: only the sentences best by the cheap signals.
         position = {(c.passage.id, c.index): c for c in found}
@@ -328,7 +325,7 @@ def focus_coverage(
 def cheap_score(c: Candidate, s: AnswerSettings) -> float:
     """The sentence score without its embedding cosine."""
     return (s.w_lexical * c.lexical + s.w_context * c.context + s.w_passage * c.passage.score
-            + s.w_type * c.type_match - s.heading_penalty * c.heading)
+            - s.heading_penalty * c.heading)
 
 
 def sentence_score(c: Candidate, s: AnswerSettings) -> float:

@@ -23,7 +23,6 @@ class Candidate:
     lexical: float = 0.0
     context: float = 0.0
     focus: float = 0.5  # see `focus_coverage`
-    type_match: float = 0.5
     heading: bool = False  # a title, heading or caption line rather than a sentence
     cosine: float = 0.0  # with the searches, weighted as they are
     support: float = 0.0  # with the search it matches best (a follow-up: alone or joined)
