@@ -1,13 +1,15 @@
-"""The answer step as shipped against the reader before the learned sentence scorer, in one run:
-`qa eval eval/squad` (SQuAD fit and validation) and `qa eval` of the seed sets, once with each.
+"""The answer step as shipped against a baseline reader, in one run: `qa eval eval/squad` (SQuAD
+fit and validation) and `qa eval` of the seed sets, once with each.
 
-"before": the retrieval embedder's cosine (`sentence_scorer=False`), with the confidence and
-threshold fitted for that reader (BEFORE below); "shipped": `AnswerSettings()` as it is. Both
-read the same indexes (answer settings do not change what is indexed). The other answer
-settings are today's for both (the answer-type match, deleted since, was in "before" when
-eval/results/sentence_scorer.md was measured).
+"shipped": `AnswerSettings()` as it is. "before": the sentence scorer's layers given by
+--before-layers (the previous release's file, e.g. `git show REV:qa/models/sentence_scorer/
+top_layers.safetensors > FILE`) with the confidence and threshold fitted for them (BEFORE
+below); without --before-layers, the reader before the learned scorer (the retrieval
+embedder's cosine, PRE_SCORER). Both read the same indexes (answer settings do not change what
+is indexed).
 
-    QA_CACHE=... PYTHONPATH=. python bench/compare_readers.py [--out eval/results]
+    QA_CACHE=... PYTHONPATH=. python bench/compare_readers.py [--before-layers FILE]
+        [--out eval/results]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from qa import Engine
@@ -25,22 +28,32 @@ from qa.home import seeds_dir
 from qa.settings import AnswerSettings, ConfidenceWeights, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-BEFORE = AnswerSettings(
+PRE_SCORER = AnswerSettings(
     sentence_scorer=False,
     confidence=ConfidenceWeights(bias=-7.14, cosine=8.57, gap=4.09, focus=1.94, asked=1.92,
                                  length=-2.16, embedder_cosine=0.0),
     threshold=0.265,
 )
-READERS = {"before": Settings(answer=BEFORE), "shipped": Settings()}
+# the confidence and threshold shipped with the scorer layers of commit 6634501
+BEFORE = AnswerSettings(
+    confidence=ConfidenceWeights(bias=-6.49, cosine=3.82, gap=8.66, focus=1.69, asked=2.20,
+                                 length=-3.12, embedder_cosine=3.79),
+    threshold=0.305,
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="write the shipped reader's tables here too")
+    parser.add_argument("--before-layers", type=Path,
+                        help="the baseline's sentence scorer layers (safetensors)")
     args = parser.parse_args()
+    before = (replace(BEFORE, scorer_layers=str(args.before_layers.resolve()))
+              if args.before_layers else PRE_SCORER)
+    readers = {"before": Settings(answer=before), "shipped": Settings()}
     os.chdir(ROOT)  # the reports name their question sets as `qa eval` in the checkout does
     seed_index = Path(tempfile.mkdtemp(prefix="seed-index-"))
-    for name, settings in READERS.items():
+    for name, settings in readers.items():
         print(f"\n===== {name} =====")
         squad = evaluate_parts(Path("eval/squad"), settings=settings)
         print(to_text(squad))

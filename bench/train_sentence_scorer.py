@@ -13,8 +13,14 @@ with the question's own paragraph among the candidates (positive) against withou
 The trained layers are saved in float16 to --out (default /tmp/scorer/) as
 top_layers.safetensors, the file qa ships in qa/models/sentence_scorer/ (qa/scorer.py).
 
+With --mined N, each question also gets the N sentences of other paragraphs of its article that
+the packaged model ranks highest (none holding an answer text) as candidates in the ranking loss;
+--absolute W adds W times a one-threshold term (answer sentences above a learned cosine, mined
+ones below). The defaults (neither) reproduce the shipped layers.
+
     QA_CACHE=/tmp/qa-test-cache PYTHONPATH=. python bench/train_sentence_scorer.py \
-        [--steps 300] [--batch 32] [--lr 5e-5] [--seed 13] [--max-minutes 40] [--no-eval]
+        [--steps 300] [--batch 32] [--lr 5e-5] [--seed 13] [--max-minutes 40] [--no-eval] \
+        [--mined N] [--absolute W] [--cache-lower] [--sets validation,dev] [--threads 1]
 """
 
 from __future__ import annotations
@@ -122,9 +128,50 @@ def freeze_lower(model: SentenceTransformer) -> list[torch.nn.Parameter]:
 
 
 def embed(model: SentenceTransformer, texts: list[str]) -> torch.Tensor:
-    """Normalised embeddings with gradients (training)."""
+    """Normalised embeddings with gradients, through every layer (training)."""
     feats = model.preprocess(texts)
     return F.normalize(model(feats)["sentence_embedding"], dim=-1)
+
+
+@torch.no_grad()
+def lower_states(model: SentenceTransformer, texts: list[str]) -> dict[str, torch.Tensor]:
+    """Each text's hidden states after the frozen layers (0-3), computed once (--cache-lower):
+    training then runs only the trained layers over them, about twice as fast, but the frozen
+    layers lose their dropout, so it does not reproduce a run without the cache."""
+    bert = model[0].auto_model
+    bert.eval()
+    states: dict[str, torch.Tensor] = {}
+    texts = list(dict.fromkeys(texts))
+    for i in range(0, len(texts), 64):
+        chunk = texts[i : i + 64]
+        feats = model.preprocess(chunk)
+        out = bert(input_ids=feats["input_ids"], attention_mask=feats["attention_mask"],
+                   token_type_ids=feats.get("token_type_ids"), output_hidden_states=True)
+        hidden = out.hidden_states[TRAINED_LAYERS[0]]
+        for text, h, m in zip(chunk, hidden, feats["attention_mask"]):
+            states[text] = h[: int(m.sum())].clone()
+    return states
+
+
+def embed_states(model: SentenceTransformer, states: dict[str, torch.Tensor],
+                 texts: list[str]) -> torch.Tensor:
+    """Normalised embeddings with gradients, from `lower_states` through the trained layers and
+    mean pooling: the same vectors as `embed` (checked to 0.0 in float32), without the frozen
+    layers' cost at each step."""
+    bert = model[0].auto_model
+    rows = [states[t] for t in texts]
+    width = max(len(r) for r in rows)
+    hidden = torch.zeros(len(rows), width, rows[0].shape[-1])
+    mask = torch.zeros(len(rows), width)
+    for i, r in enumerate(rows):
+        hidden[i, : len(r)] = r
+        mask[i, : len(r)] = 1.0
+    additive = (1.0 - mask[:, None, None, :]) * torch.finfo(torch.float32).min
+    for i in TRAINED_LAYERS:
+        out = bert.encoder.layer[i](hidden, attention_mask=additive)
+        hidden = out[0] if isinstance(out, tuple) else out
+    pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+    return F.normalize(pooled, dim=-1)
 
 
 def hard_negative(art: Article, q: Question, rng: random.Random) -> int:
@@ -135,10 +182,43 @@ def hard_negative(art: Article, q: Question, rng: random.Random) -> int:
     return rng.choice(other)
 
 
+@torch.no_grad()
+def mine_negatives(model: SentenceTransformer, articles: list[Article],
+                   questions: list[Question], k: int) -> list[list[int]]:
+    """Each question's k sentences of other paragraphs of its article that the model (before
+    training) ranks highest, leaving out any that holds an answer text: the sentences the best
+    cosine falls on when the question's own paragraph is missing (an on-topic unanswerable)."""
+    enc = dict(batch_size=64, convert_to_numpy=True, normalize_embeddings=True)
+    sv = [model.encode(a.sentences, **enc) for a in articles]
+    qv = model.encode([q.text for q in questions], **enc)
+    mined = []
+    for q, v in zip(questions, qv):
+        art = articles[q.article]
+        order = np.argsort(-(sv[q.article] @ v))
+        answers = [a.lower() for a in q.answers]
+        mined.append([int(i) for i in order if art.paragraph_of[i] != q.paragraph
+                      and not any(a in art.sentences[i].lower() for a in answers)][:k])
+    return mined
+
+
 def train(model: SentenceTransformer, articles: list[Article], questions: list[Question],
           args: argparse.Namespace) -> dict[str, float]:
+    mined = mine_negatives(model, articles, questions, args.mined) if args.mined else None
     params = freeze_lower(model)
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    if args.cache_lower:
+        states = lower_states(model, [q.text for q in questions]
+                              + [t for a in articles for t in a.sentences])
+
+        def encode(texts: list[str]) -> torch.Tensor:
+            return embed_states(model, states, texts)
+    else:
+        def encode(texts: list[str]) -> torch.Tensor:
+            return embed(model, texts)
+    # one learned threshold for the absolute term: answer sentences above it, mined ones below
+    bias = torch.nn.Parameter(torch.tensor(0.5))
+    opt = torch.optim.AdamW([{"params": params},
+                             {"params": [bias], "lr": 1e-2, "weight_decay": 0.0}],
+                            lr=args.lr, weight_decay=0.01)
     warm = max(1, args.steps // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (args.steps - s) / args.steps))
@@ -151,19 +231,35 @@ def train(model: SentenceTransformer, articles: list[Article], questions: list[Q
             perm = list(range(len(questions)))
             rng.shuffle(perm)
             order += perm
-        batch = [questions[i] for i in order[:args.batch]]
+        ids = order[:args.batch]
+        batch = [questions[i] for i in ids]
         del order[:args.batch]
         pos = [articles[q.article].sentences[q.sentence] for q in batch]
         neg = [articles[q.article].sentences[hard_negative(articles[q.article], q, rng)]
                for q in batch]
-        qv = embed(model, [q.text for q in batch])
-        cv = embed(model, pos + neg)
+        qv = encode([q.text for q in batch])
+        cv = encode(pos + neg)
         scores = SCALE * qv @ cv.T
         cands = pos + neg
         mask = torch.tensor([[c == p and j != i for j, c in enumerate(cands)]
                              for i, p in enumerate(pos)])
         scores = scores.masked_fill(mask, -1e4)
         loss = F.cross_entropy(scores, torch.arange(len(batch)))
+        if mined is not None:
+            extra = [articles[q.article].sentences[j] for i, q in zip(ids, batch)
+                     for j in mined[i]]
+            owner = torch.tensor([n for n, i in enumerate(ids) for _ in mined[i]])
+            mv = encode(extra) if extra else qv[:0]
+            mcos = (qv[owner] * mv).sum(-1)
+            pcos = (qv * cv[: len(batch)]).sum(-1)
+            # the mined sentences join the row's candidates for the ranking loss
+            ranked = torch.cat([scores, torch.full((len(batch), len(extra)), -1e4)], 1)
+            ranked[owner, scores.shape[1] + torch.arange(len(extra))] = SCALE * mcos
+            loss = F.cross_entropy(ranked, torch.arange(len(batch)))
+            if args.absolute:
+                logits = SCALE * (torch.cat([pcos, mcos]) - bias)
+                labels = torch.cat([torch.ones_like(pcos), torch.zeros_like(mcos)])
+                loss = loss + args.absolute * F.binary_cross_entropy_with_logits(logits, labels)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -243,13 +339,22 @@ def main() -> None:
     ap.add_argument("--max-minutes", type=float, default=40.0)
     ap.add_argument("--out", type=Path, default=Path("/tmp/scorer"))
     ap.add_argument("--no-eval", action="store_true", help="train only (timing runs)")
+    ap.add_argument("--mined", type=int, default=0,
+                    help="hard negatives per question mined from other paragraphs of its article")
+    ap.add_argument("--absolute", type=float, default=0.0,
+                    help="weight of the one-threshold term over answer and mined sentences")
+    ap.add_argument("--sets", default="validation,dev", help="measured sets (comma-separated)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cache-lower", action="store_true",
+                    help="run the frozen layers once per text (faster; no dropout in them)")
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     seed_all(args.seed)
 
     parts = {p["folder"]: p["articles"] for p in json.loads(PARTS.read_text())["parts"]}
     fit_titles, dev_titles = parts["fit"][:-3], parts["fit"][-3:]
-    sets = {"validation": load(parts["validation"]), "dev": load(dev_titles)}
+    sets = {name: load(parts["validation"] if name == "validation" else dev_titles)
+            for name in args.sets.split(",")}
     tr_articles, tr_questions = load(fit_titles)
     print(f"train: {len(fit_titles)} articles, {len(tr_questions)} questions; dev: {dev_titles}; "
           + ", ".join(f"{k}: {len(v[1])} questions" for k, v in sets.items()), flush=True)

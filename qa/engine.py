@@ -30,7 +30,7 @@ from qa.read import Reading
 from qa.records import FileRecord
 from qa.retrieve import Hit, WeightedQuery, embedded, search
 from qa.schema import Answer, LoadError, Passage
-from qa.scorer import SentenceScorer
+from qa.scorer import LAYERS, SentenceScorer
 from qa.sentence_vectors import SentenceVectors
 from qa.settings import RetrieveSettings, Settings
 from qa.snapshot import Snapshot, Trace
@@ -55,7 +55,8 @@ class Engine:
         answer = self.settings.answer
         self._vectors = SentenceVectors(self.embedder, answer.sentence_cache,
                                         answer.token_cache if answer.word_match else 0)
-        self.scorer = (SentenceScorer(self.settings.embed, cache_dir())
+        self.scorer = (SentenceScorer(self.settings.embed, cache_dir(),
+                                      Path(answer.scorer_layers or LAYERS))
                        if answer.sentence_scorer else None)
         self._scored = (SentenceVectors(self.scorer, answer.sentence_cache, 0)
                         if self.scorer else None)

@@ -93,6 +93,9 @@ class AnswerSettings:
     # the reader's cosine of the question with a sentence comes from the learned sentence
     # scorer (qa/scorer.py); False: from the retrieval embedder
     sentence_scorer: bool = True
+    # the scorer's trained layers (a safetensors file as bench/train_sentence_scorer.py writes);
+    # "": the ones qa ships (qa/models/sentence_scorer/)
+    scorer_layers: str = ""
     scored_passages: int = 5  # passages whose sentences compete to be quoted
     embedded_sentences: int = 16  # sentences, best by the cheap score, embedded per question
     # A sentence's cosine is the better of it alone and, less window_discount, read after the
