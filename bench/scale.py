@@ -529,6 +529,7 @@ def worker(corpus: Path, index_dir: Path, work: Path, cache_dir: Path, rounds: i
                queries=len(questions), query_vector_misses=embedder.query_misses,
                passage_vector_misses=embedder.misses)
     out["peak_rss_mb"] = mb(status_kb("VmHWM"))  # the store's: before recall and ask
+    out.update(scoped(engine, corpus, questions))
 
     out.update(recall(engine.index, embedder, questions))
     try:
@@ -544,6 +545,45 @@ def worker(corpus: Path, index_dir: Path, work: Path, cache_dir: Path, rounds: i
         out["ask_error"] = str(exc)
     out["peak_rss_with_recall_and_ask_mb"] = mb(status_kb("VmHWM"))
     return out
+
+
+def scoped(engine, corpus: Path, questions: list[str], share: float = 0.01) -> dict:
+    """Questions scoped to the first corpus files that hold `share` of the passages
+    (`where=Where(patterns=...)`): p50/p95 of `retrieve` with the scope's keys kept by the
+    snapshot, the time to resolve a scope afresh, whether every passage returned is in scope,
+    and recall@10 of the scoped vector search against exact scores over the scope."""
+    from qa.scope import Where, passage_keys
+
+    index = engine.index
+    names, keys = [], np.zeros(0, np.int64)
+    for path in sorted(corpus.glob("*.jsonl")):
+        names.append(path.name)
+        keys = np.union1d(keys, passage_keys(index, Where(patterns=(path.name,))))
+        if len(keys) >= share * len(index):
+            break
+    where = Where(patterns=tuple(names))
+    start = time.perf_counter()
+    allowed = passage_keys(index, where)
+    resolve = time.perf_counter() - start
+    engine.retrieve(questions[0], where=where)  # the snapshot keeps the scope's keys
+    latencies, outside, hits, wanted = [], 0, 0, 0
+    in_scope = set(allowed.tolist())
+    for q in questions:
+        start = time.perf_counter()
+        found = engine.retrieve(q, where=where)
+        latencies.append(time.perf_counter() - start)
+        outside += sum(index.db.key_of(p.id) not in in_scope for p in found)
+        vector = engine.embedder.encode_queries([q])[0]
+        got, _ = index.vectors.search(vector, RECALL_K, allowed)
+        exact = index.vectors.fetch(allowed) @ vector
+        bar = np.sort(exact)[-RECALL_K:][0]
+        scores = dict(zip(allowed.tolist(), exact.tolist()))
+        hits += sum(scores[int(k)] >= bar - 1e-6 for k in got)
+        wanted += min(RECALL_K, len(allowed))
+    return {"scoped_passages": int(len(allowed)), "scoped_files": len(names),
+            "scoped_resolve_s": resolve, "scoped_p50_ms": pct(latencies, 50) * 1000,
+            "scoped_p95_ms": pct(latencies, 95) * 1000, "scoped_outside": int(outside),
+            "scoped_recall_at_10": hits / wanted if wanted else None}
 
 
 def warm_imports() -> None:
@@ -674,6 +714,12 @@ def table(results: list[dict]) -> str:
                      f"encode (cached vectors); dense search p50 {r['dense_search_p50_ms']:.2f} "
                      f"ms; ask p50 {r.get('ask_p50_ms', float('nan')):.0f} ms; open RSS "
                      f"{r['open_rss_mb']:,.0f} MB")
+        if r.get("scoped_passages"):
+            lines.append(f"  scoped to {r['scoped_passages']:,} passages ({r['scoped_files']} "
+                         f"files): retrieve p50/p95 {r['scoped_p50_ms']:.1f} / "
+                         f"{r['scoped_p95_ms']:.1f} ms, scope resolved in "
+                         f"{r['scoped_resolve_s'] * 1000:.0f} ms, {r['scoped_outside']} "
+                         f"passages outside it, recall@10 {r['scoped_recall_at_10']:.3f}")
         lines.append("  add-one, mean s per phase (inclusive; indented phases are inside the "
                      "one above):")
         lines += [f"    {name:<44} {s:8.2f}" for name, s in r["add_phases"].items() if s >= 0.01]

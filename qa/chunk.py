@@ -3,7 +3,9 @@
 A passage is a run of consecutive sentences of one document, closed at a paragraph end once
 it has `min_words`, never longer than `max_words`, never across two PDF pages, and never longer
 than the embedder's window together with the title prepended to it, so nothing is silently
-truncated. Offsets index the document's text: `document.text[p.start:p.end] == p.text`.
+truncated. A heading after prose opens a passage; short paragraphs in a row join into one, so
+the passages of a page grow with its words, not with its markup. Offsets index the document's
+text: `document.text[p.start:p.end] == p.text`.
 """
 
 from __future__ import annotations
@@ -145,24 +147,30 @@ def chunk_document(doc: Document, settings: ChunkSettings, count: TokenCounter) 
     groups: list[list[Sentence]] = []
     cur: list[Sentence] = []
     words = toks = 0
+    paragraph = 0  # words of the paragraph read so far
+    prose = False  # `cur` holds a paragraph longer than a heading
     for sent, n_words, n_tok in units:
         full = words + n_words > settings.max_words or toks + n_tok > budget
         # A PDF passage stays on one page, so its page number holds for all of its text.
         new_page = page_starts and cur and (
             page_of(sent.start, page_starts) != page_of(cur[0].start, page_starts)
         )
-        # A heading (a short paragraph of its own, no closing punctuation) opens a passage.
-        heading = cur and cur[-1].paragraph_end and sent.paragraph_end and (
+        # A heading (a short paragraph of its own, no closing punctuation) opens a passage
+        # after prose; short paragraphs in a row (a list, a page of `<p>x</p>`) stay together.
+        heading = prose and cur[-1].paragraph_end and sent.paragraph_end and (
             is_heading_paragraph(text[sent.end - 1], n_words, settings.heading_words))
         if cur and (full or new_page or heading):
             groups.append(cur)
-            cur, words, toks = [], 0, 0
+            cur, words, toks, prose = [], 0, 0, False
         cur.append(sent)
         words += n_words
         toks += n_tok
+        paragraph += n_words
+        if sent.paragraph_end:
+            prose, paragraph = prose or paragraph > settings.heading_words, 0
         if sent.paragraph_end and words >= settings.min_words:
             groups.append(cur)
-            cur, words, toks = [], 0, 0
+            cur, words, toks, prose = [], 0, 0, False
     if cur:
         groups.append(cur)
     return [_node(doc, title, group) for group in groups]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qa import home
-from qa.commands import cmd_ask, cmd_chat, cmd_eval, cmd_index, cmd_serve
+from qa.commands import cmd_ask, cmd_chat, cmd_eval, cmd_index, cmd_mcp, cmd_serve
 
 SOURCES_HELP = "the folders and files already indexed; at first, the seed article"
 
@@ -61,6 +61,12 @@ def _add_index_args(p: argparse.ArgumentParser, index_home: Path) -> None:
     )
 
 
+def _add_scope_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--in", action="append", dest="scope", default=[], metavar="PATTERN",
+                   help="answer only from these documents (repeatable): a folder, a file "
+                   "pattern such as '*.md' or 'notes/*', or a doc_id")
+
+
 def build_parser() -> argparse.ArgumentParser:
     qa_home = home.home()
     index_home = qa_home / "index"
@@ -89,10 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history", action="append", default=[], help="an earlier question")
     p.add_argument("--passages", action="store_true", help="only the ranked passages")
     p.add_argument("--json", action="store_true", help="print JSON")
+    _add_scope_option(p)
     _add_index_args(p, index_home)
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("chat", help="a conversation in the terminal (/reset, /quit)")
+    _add_scope_option(p)
     _add_index_args(p, index_home)
     p.set_defaults(func=cmd_chat)
 
@@ -109,8 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "loopback host such as 127.0.0.1)")
     p.add_argument("--read-only", action="store_true",
                    help="the page only asks and lists documents, on any --host")
+    p.add_argument("--mcp", action="store_true",
+                   help="also serve the tools ask, search and list_documents to agents over "
+                   "MCP (streamable HTTP at /gradio_api/mcp/); they never change the index")
     _add_index_args(p, index_home)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("mcp", help="serve the tools search, ask and list_documents to a "
+                       "desktop agent over MCP on stdio (read-only)")
+    _add_index_args(p, index_home)
+    p.set_defaults(func=cmd_mcp)
 
     p = sub.add_parser("eval", help="metrics for a question set, a BEIR-layout dataset or "
                        "held-out parts (eval/squad)")

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qa import home
+from qa.schema import one_line
 
 
 def _sources(
@@ -46,8 +47,6 @@ def _print_news(args: argparse.Namespace, report) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from qa.schema import one_line
-
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing and not args.remove:
         print(one_line(f"qa: no such file or folder: {', '.join(missing)}"), file=sys.stderr)
@@ -98,28 +97,32 @@ def _holds_any(files: dict, paths: Sequence[str]) -> bool:
 
 
 def _print_answer(answer, k: int = 5) -> None:
-    """The answer, then its numbered citations (or, when it declines, the nearest passages)."""
+    """The answer, then its numbered citations (or, when it declines, the nearest passages);
+    a source's control characters escaped, so that each stays on its line."""
     print(answer.text)
     if answer.standalone_question != answer.question:
         print(f"  (searched: {answer.standalone_question})")
     for c in answer.citations:
         p = c.passage
         where = f"p. {p.page}, " if p.page else ""
-        print(f"[{c.n}] {p.source} ({where}chars {c.quote_start}-{c.quote_end})")
+        print(f"[{c.n}] {one_line(p.source)} ({where}chars {c.quote_start}-{c.quote_end})")
         print("    " + " ".join(c.quote.split()))
     if not answer.answered and answer.passages:
         print("Closest passages:")
         for p in answer.passages[:k]:
             where = f"p. {p.page}, " if p.page else ""
-            print(f"  - {p.source} ({where}chars {p.start}-{p.end}): " + " ".join(p.text.split()))
+            print(f"  - {one_line(p.source)} ({where}chars {p.start}-{p.end}): "
+                  + " ".join(p.text.split()))
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     if args.question == "-":
         args.question = sys.stdin.read()
     from qa.engine import Engine, clean_question
+    from qa.scope import Where
 
     clean_question(args.question, 1)  # an empty question is refused before any loading
+    where = Where.named(args.scope)
     if why := _no_index(args):
         print(f"qa: {why}", file=sys.stderr)
         return 1
@@ -133,20 +136,21 @@ def cmd_ask(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     if not args.passages:
-        answer = engine.ask(args.question, history=args.history)
+        answer = engine.ask(args.question, history=args.history, where=where)
         if args.json:
             print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
         else:
             _print_answer(answer, args.k)
         return 0
-    passages = engine.retrieve(args.question, k=args.k)
+    passages = engine.retrieve(args.question, k=args.k, where=where)
     if args.json:
         print(json.dumps({"question": args.question, "passages": [p.to_dict() for p in passages]},
                          indent=2, ensure_ascii=False))
         return 0
     for i, p in enumerate(passages, start=1):
         where = f"p. {p.page}, " if p.page else ""
-        print(f"[{i}] {p.source} ({where}chars {p.start}-{p.end}), score {p.score:.3f}")
+        print(f"[{i}] {one_line(p.source)} ({where}chars {p.start}-{p.end}), "
+              f"score {p.score:.3f}")
         print("    " + " ".join(p.text.split()))
     return 0
 
@@ -156,9 +160,13 @@ def cmd_chat(args: argparse.Namespace) -> int:
         print(f"qa: {why}", file=sys.stderr)
         return 1
     from qa.engine import Engine
+    from qa.scope import Where
 
+    where = Where.named(args.scope)
     engine = Engine.open(sources=_sources(args), index_dir=args.index, store=args.store)
     _print_news(args, engine.last_report)
+    if where is not None:
+        engine.retrieve("scope", 1, where)  # a filter that names nothing ends here, in one line
     interactive = sys.stdin.isatty()
     if interactive:
         print("Ask about your documents. /reset forgets the conversation, /quit ends it.")
@@ -181,7 +189,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if question.startswith("/"):
             print(f"unknown command {question}; /reset or /quit", file=sys.stderr)
             continue
-        answer = engine.ask(question, history=history)
+        answer = engine.ask(question, history=history, where=where)
         _print_answer(answer)
         print()
         history.append(answer)
@@ -217,11 +225,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
         allow = args.allow_changes
     try:
         serve(engine, host=args.host, port=args.port, data_dir=args.data,
-              max_upload_mb=args.max_upload_mb, allow_changes=allow)
+              max_upload_mb=args.max_upload_mb, allow_changes=allow, mcp=args.mcp)
     except OSError as exc:
         why = "the port is in use; pick another with --port" if "port" in str(exc) else exc
         print(f"qa: cannot serve on {args.host}:{args.port}: {why}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from qa.mcp_server import protocol_stdout, run_stdio
+
+    stdout = protocol_stdout()  # first: nothing printed from here on reaches the protocol
+    if why := _no_index(args):
+        print(f"qa: {why}", file=sys.stderr)
+        return 1
+    from qa.engine import Engine
+    from qa.service import Service
+
+    engine = Engine.open(sources=_sources(args), index_dir=args.index, store=args.store)
+    _print_problems(engine.last_report)
+    engine.warm()  # loaded before the client's first call
+    print(f"qa: MCP on stdio, answering from {Path(args.index).resolve()} "
+          f"({len(engine.index.documents)} documents)", file=sys.stderr, flush=True)
+    run_stdio(Service(engine), stdout)
     return 0
 
 

@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from qa.errors import IndexDamaged
 from qa.records import DocumentRecord, FileRecord
 
@@ -199,6 +201,21 @@ class Database:
 
     def file_origins(self) -> list[str]:
         return [r[0] for r in self.rows("SELECT origin FROM files ORDER BY origin")]
+
+    def file_documents(self) -> Iterator[tuple[str, list[str]]]:
+        """(origin, doc_ids) of every indexed file (one row per file: a scope reads them)."""
+        for origin, record in self.rows("SELECT origin, record FROM files ORDER BY origin"):
+            data = json.loads(record)  # a file copying another's text lists it as a twin
+            yield origin, [*data.get("doc_ids", []), *data.get("twins", {})]
+
+    def keys_of_documents(self, doc_ids: Sequence[str]) -> np.ndarray:
+        """The passage keys of these documents, ascending."""
+        keys: list[int] = []
+        for part in _parts(list(doc_ids)):
+            marks = ",".join("?" * len(part))
+            keys += [k for (k,) in self.rows(
+                f"SELECT key FROM passages WHERE doc_id IN ({marks})", part)]
+        return np.unique(np.asarray(keys, dtype=np.int64))
 
     def put_file(self, origin: str, record: FileRecord) -> None:
         self.run("INSERT OR REPLACE INTO files VALUES (?, ?)",

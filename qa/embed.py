@@ -8,6 +8,7 @@ sentence vectors by text in qa/sentence_vectors.py.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
@@ -15,9 +16,11 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from filelock import FileLock
 
 from qa.errors import QAError
 from qa.maxsim import Tokens, tokens_of
+from qa.progress import say
 from qa.settings import PACKAGED_MODEL, EmbedSettings
 
 
@@ -191,10 +194,14 @@ class OnnxQueryEmbedder:
     through the model's ONNX export: a cold question then takes well under a second, where
     importing torch and sentence-transformers alone took 6-8 s."""
 
-    def __init__(self, indexer: SentenceTransformerEmbedder, onnx_file: Path) -> None:
+    def __init__(self, indexer: SentenceTransformerEmbedder, onnx_file: Path,
+                 label: str | None = "the query model export") -> None:
+        """`label` names the export in the line said when it is made again (None: nothing is
+        said; the sentence scorer says it of itself)."""
         self.indexer = indexer
         self.onnx_file = onnx_file
         self.name = indexer.name
+        self.label = label
 
     @property
     def dimension(self) -> int:
@@ -202,10 +209,44 @@ class OnnxQueryEmbedder:
 
     @cached_property
     def _queries(self):
+        return self._made()[0]
+
+    def _load(self):
         from qa.onnx_model import OnnxQueryEncoder
 
         return OnnxQueryEncoder(self.onnx_file, self.indexer.folder, RECREATE,
                                 threads=self.indexer.settings.query_threads)
+
+    def _made(self):
+        """The export loaded, and whether it was written: when it is missing, damaged or from
+        another model, it is exported again first and that is said in one line. One process
+        at a time exports: another one waits, then loads what the first made."""
+        try:
+            return self._load(), False
+        except QAError:
+            pass
+        with export_lock(self.onnx_file):
+            try:
+                return self._load(), False  # made meanwhile by another process
+            except QAError:
+                pass
+            missing = not self.onnx_file.is_file()
+            start = time.monotonic()
+            try:
+                from qa.onnx_model import export
+
+                export(self.indexer.folder, self.onnx_file, model=self.indexer.model)
+            except QAError:
+                raise
+            except Exception as error:  # a read-only or full cache, say: one line, not a trace
+                raise QAError(f"{self.onnx_file}: the query model could not be exported "
+                              f"({type(error).__name__}: {error})") from error
+            if self.label:
+                what = ("was missing; made it" if missing
+                        else "was damaged or out of date; made it again")
+                say(f"{self.label} at {self.onnx_file} {what} "
+                    f"({time.monotonic() - start:.0f} s)")
+        return self._load(), True
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self.indexer.count_tokens(texts)
@@ -222,15 +263,17 @@ class OnnxQueryEmbedder:
     def ensure_query_model(self) -> bool:
         """Export the query model when it is missing, damaged or from another model; whether
         it was written. A loaded one is kept for the questions."""
-        from qa.onnx_model import export
-
-        try:
-            self._queries  # noqa: B018 (loading it checks it)
+        if "_queries" in self.__dict__:
             return False
-        except QAError:
-            export(self.indexer.folder, self.onnx_file, model=self.indexer.model)
-            self.__dict__.pop("_queries", None)
-            return True
+        encoder, wrote = self._made()
+        self.__dict__["_queries"] = encoder
+        return wrote
+
+
+def export_lock(onnx_file: Path) -> FileLock:
+    """One process at a time exports `onnx_file`, as for the sentence scorer's folder."""
+    onnx_file.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(onnx_file.with_name(f".{onnx_file.name}.lock")))
 
 
 @contextmanager

@@ -17,19 +17,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from qa import chat
 from qa.answer import compose
 from qa.chat import Turn
 from qa.embed import Embedder, make_embedder
-from qa.errors import IndexDamaged, IndexLocked
+from qa.errors import IndexDamaged, IndexLocked, NoSuchSource
 from qa.home import cache_dir, default_index, seeds_dir
 from qa.index import PassageIndex
 from qa.load import discover
 from qa.questions import clean_history, clean_question
 from qa.read import Reading
-from qa.records import FileRecord
 from qa.retrieve import Hit, WeightedQuery, embedded, search
-from qa.schema import Answer, LoadError, Passage
+from qa.schema import Answer, Passage, one_line
+from qa.scope import Where, WhereLike
 from qa.scorer import LAYERS, SentenceScorer
 from qa.sentence_vectors import SentenceVectors
 from qa.settings import RetrieveSettings, Settings
@@ -44,11 +46,12 @@ if TYPE_CHECKING:
 
 
 class Engine:
-    def __init__(self, index_dir: str | Path, settings: Settings | None = None) -> None:
+    def __init__(self, index_dir: str | Path, settings: Settings | None = None,
+                 rebuild: bool = False) -> None:
         self.store = IndexStore(index_dir)
         settings = settings or Settings()
-        # the vector store named, else the one the index was written with, else FAISS
-        spec = settings.store or self.store.recorded_store() or "faiss"
+        # the vector store named, else the index's (STORE: damage unless rebuilding), else FAISS
+        spec = settings.store or self.store.recorded_store(repairing=rebuild) or "faiss"
         # (an unknown kind is refused before anything is read)
         self.settings = replace(settings, store=canonical_store(spec))
         self.embedder: Embedder = make_embedder(self.settings.embed, cache_dir())
@@ -84,7 +87,7 @@ class Engine:
         by default where the index keeps them; another than the index's rebuilds it there."""
         if store is not None:
             settings = replace(settings or Settings(), store=store)
-        engine = cls(index_dir if index_dir is not None else default_index(), settings)
+        engine = cls(index_dir if index_dir is not None else default_index(), settings, rebuild)
         if not rebuild:  # a rebuild must work even when the index on disk is damaged
             engine._snapshot = engine._read_current()
         if rebuild or engine.stale:
@@ -179,19 +182,20 @@ class Engine:
         nothing of them is re-embedded; a changed file's documents are re-embedded alone; a
         file that disappeared from a source folder has its documents removed (`prune`).
         Questions go on meanwhile, answered from the state before; a failed update leaves
-        that state in place.
+        that state in place; a source that does not exist raises `NoSuchSource` first.
         """
         sources = [Path(s) for s in sources]
+        if missing := [str(s) for s in sources if not s.exists()]:  # as `qa index` says it
+            raise NoSuchSource(one_line(f"no such file or folder: {', '.join(missing)}"))
         rebuild = rebuild or self.stale
         report = SyncReport(rebuilt=rebuild)
-        missing = [s for s in sources if not s.exists()]
-        report.errors += [LoadError(str(s), "no such file or folder") for s in missing]
-        found = list(discover((s for s in sources if s.exists()), report.errors))
+        found = list(discover(sources, report.errors))
         if not rebuild and not needs_work(self.index, found, sources, prune):
             report.unchanged = len(found)
             return report
         with self._writing():
-            previous = self._indexed_files() if rebuild else {}
+            # the files indexed, from their copy beside the generations when it is damaged
+            previous = self.store.indexed_files() if rebuild else {}
             if rebuild:
                 found += indexed_files(previous, exclude={f.resolve() for f, _ in found})
 
@@ -202,11 +206,6 @@ class Engine:
 
             self._write(change, fresh=rebuild)
         return report
-
-    def _indexed_files(self) -> dict[str, FileRecord]:
-        """The `files` of the index on disk (origin -> entry), from its copy beside the
-        generations when the generation is damaged; empty when neither can be read."""
-        return self.store.indexed_files()
 
     def add(self, paths: Sequence[str | Path], show_progress: bool = False) -> SyncReport:
         """Index files or folders (incremental: unchanged content is skipped)."""
@@ -301,46 +300,58 @@ class Engine:
         """The index questions read now (read it, never change it)."""
         return self.snapshot().index
 
-    def retrieve(self, question: str, k: int = 5) -> list[Passage]:
-        """The k passages that best answer the question, best first."""
+    def retrieve(self, question: str, k: int = 5, where: WhereLike = None) -> list[Passage]:
+        """The k passages that best answer the question, best first. `where`: only from
+        some documents (a file pattern, or a `qa.scope.Where` of folders, patterns and
+        doc_ids); `BadFilter` when it names no indexed document."""
         query = WeightedQuery(clean_question(question, self.settings.chat.max_question_chars))
-        return self._passages(self.snapshot(), [query], k)
+        snapshot = self.snapshot()
+        return self._passages(snapshot, [query], k, snapshot.scope(Where.of(where)))
 
-    def ask(self, question: str, history: Sequence[str | Answer] = ()) -> Answer:
+    def ask(self, question: str, history: Sequence[str | Answer] = (),
+            where: WhereLike = None) -> Answer:
         """The answer to a question, after the earlier questions (or Answers) of a chat:
         quoted sentences with citations, or a plain decline with the nearest passages. Only
-        the last few turns of `history` are read, each cut like the question."""
-        return self.trace(question, history).answer
+        the last few turns of `history` are read, each cut like the question. `where`: as
+        for `retrieve`."""
+        return self.trace(question, history, where).answer
 
-    def trace(self, question: str, history: Sequence[str | Answer] = ()) -> Trace:
+    def trace(self, question: str, history: Sequence[str | Answer] = (),
+              where: WhereLike = None) -> Trace:
         """`ask`, with what each step made of the question (for tuning and debugging)."""
         limit = self.settings.chat.max_question_chars
         question = clean_question(question, limit)
         history = clean_history(history, self.settings.chat.history_turns, limit)
         snapshot = self.snapshot()
-        return self._answer(snapshot, question, self._turns(snapshot, history))
+        allowed = snapshot.scope(Where.of(where))
+        return self._answer(snapshot, question, self._turns(snapshot, history, allowed),
+                            allowed)
 
-    def _answer(self, snapshot: Snapshot, question: str, turns: Sequence[Turn]) -> Trace:
-        """The one query path: the conversation -> search -> read -> answer."""
+    def _answer(self, snapshot: Snapshot, question: str, turns: Sequence[Turn],
+                allowed: np.ndarray | None = None) -> Trace:
+        """The one query path: the conversation -> search -> read -> answer. `allowed`: the
+        passage keys of the question's scope (None: every passage)."""
         resolution = chat.resolve(question, turns, self.settings.chat)
         queries = embedded(resolution.queries, self.embedder)  # once, for search and reading
-        passages = self._passages(snapshot, queries, self.settings.answer.passages)
+        passages = self._passages(snapshot, queries, self.settings.answer.passages, allowed)
         reading: Reading = snapshot.reader.read(resolution.facts, queries, passages)
         answer = compose(question, resolution.standalone, reading, passages,
                          self.settings.answer)
         return Trace(resolution, passages, reading, answer)
 
     def _search(self, snapshot: Snapshot, queries: Sequence[WeightedQuery], k: int,
-                retrieve: RetrieveSettings | None = None) -> list[Hit]:
+                retrieve: RetrieveSettings | None = None, allowed: np.ndarray | None = None
+                ) -> list[Hit]:
         return search(snapshot.index, self.embedder, queries, k,
-                      retrieve or self.settings.retrieve)
+                      retrieve or self.settings.retrieve, allowed)
 
-    def _passages(self, snapshot: Snapshot, queries: Sequence[WeightedQuery], k: int
-                  ) -> list[Passage]:
-        hits = self._search(snapshot, queries, k)
+    def _passages(self, snapshot: Snapshot, queries: Sequence[WeightedQuery], k: int,
+                  allowed: np.ndarray | None = None) -> list[Passage]:
+        hits = self._search(snapshot, queries, k, allowed=allowed)
         return [snapshot.index.passage(hit.passage_id, hit.score) for hit in hits]
 
-    def _turns(self, snapshot: Snapshot, history: Sequence[str | Answer]) -> list[Turn]:
+    def _turns(self, snapshot: Snapshot, history: Sequence[str | Answer],
+               allowed: np.ndarray | None = None) -> list[Turn]:
         """The turns a question leans on. When the last is a question without its answer,
         it is answered again (after the turns before it, unanswered) to learn what the new
         question's pronouns point to."""
@@ -348,7 +359,7 @@ class Engine:
         turns = [t for t in turns if t.question.strip()][-self.settings.chat.context_turns:]
         if turns and turns[-1].answer is None:
             last = turns[-1].question
-            turns[-1] = Turn(last, self._answer(snapshot, last, turns[:-1]).answer)
+            turns[-1] = Turn(last, self._answer(snapshot, last, turns[:-1], allowed).answer)
         return turns
 
     def warm(self) -> None:
@@ -357,21 +368,23 @@ class Engine:
         if len(self.snapshot().index):
             self.ask("What is this about?")
 
-    def as_retriever(self, k: int = 5) -> BaseRetriever:
+    def as_retriever(self, k: int = 5, where: WhereLike = None) -> BaseRetriever:
         """A `llama_index.core` `BaseRetriever` returning `NodeWithScore`s; it searches the
-        generation live at each call, so it sees documents added after it was made."""
+        generation live at each call, so it sees documents added after it was made.
+        `where`: only from some documents, as for `retrieve`."""
         from qa.llama import LiveRetriever
 
-        return LiveRetriever(self.nodes, k)
+        return LiveRetriever(self.nodes, k, where=Where.of(where))  # a bad one fails here
 
     def nodes(
-        self, question: str, k: int, retrieve: RetrieveSettings | None = None
+        self, question: str, k: int, retrieve: RetrieveSettings | None = None,
+        where: WhereLike = None,
     ) -> list[tuple[TextNode, float]]:
         """(LlamaIndex node, score) of the k best passages: what `as_retriever` returns.
         `retrieve`: other retrieval settings than the engine's (evaluation baselines)."""
         snapshot = self.snapshot()
         query = WeightedQuery(clean_question(question, self.settings.chat.max_question_chars))
-        hits = self._search(snapshot, [query], k, retrieve)
+        hits = self._search(snapshot, [query], k, retrieve, snapshot.scope(Where.of(where)))
         return [(snapshot.index.node(h.passage_id), h.score) for h in hits]
 
     def passage(self, passage_id: str, score: float = 0.0) -> Passage:

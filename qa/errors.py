@@ -19,3 +19,7 @@ class BadQuestion(QAError):
 
 class IndexInconsistent(QAError):
     """An update would have written an index whose parts disagree; it was not saved."""
+
+
+class NoSuchSource(QAError):
+    """A file or folder named to index does not exist."""

@@ -58,8 +58,9 @@ def seeds_dir() -> Path:
 
 
 def has_index(index_dir: str | Path) -> bool:
-    """An index was built in `index_dir` (it may still be damaged: opening it says so)."""
-    return (Path(index_dir) / "CURRENT").exists()
+    """An index was built in `index_dir`: its CURRENT, or a generation when CURRENT is gone
+    (it may still be damaged: opening it says so)."""
+    return IndexStore(index_dir).built()
 
 
 def indexed_sources(index_dir: str | Path) -> list[Path]:

@@ -21,6 +21,7 @@ from functools import lru_cache
 import numpy as np
 
 from qa.postings import Postings
+from qa.scope import rows_in
 
 TOKEN = re.compile(r"(?u)\b\w\w+\b")  # LlamaIndex's BM25Retriever's token_pattern
 K1, B = 1.5, 0.75  # bm25s's defaults, as BM25Retriever builds it
@@ -121,8 +122,10 @@ class LexicalIndex:
         ids = self.vocab.ids(tokens)
         return [ids[t] for t in tokens if t in ids and ids[t] < len(self.doc_freq)]
 
-    def scores(self, term_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(keys, BM25) of every live row holding at least one of the terms."""
+    def scores(self, term_ids: Sequence[int], allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, BM25) of every live row holding at least one of the terms; `allowed`: of
+        those rows whose keys it holds (ascending) alone."""
         keys, values = [], []
         if not term_ids or not self.n_docs:
             return np.zeros(0, np.int64), np.zeros(0)
@@ -137,14 +140,21 @@ class LexicalIndex:
                 out[rows] += np.float32(weight) * (tf / (tf + norm[rows]))
             if dead is not None:
                 out[dead] = 0.0
+            if allowed is not None:
+                held = np.zeros(len(out), dtype=bool)
+                held[rows_in(segment.keys, allowed)] = True
+                out[~held] = 0.0
             hit = np.flatnonzero(out)
             keys.append(np.asarray(segment.keys)[hit])
             values.append(out[hit])
         return np.concatenate(keys), np.concatenate(values)
 
-    def coverage(self, question: str) -> tuple[np.ndarray, np.ndarray]:
-        """(keys, coverage in (0, 1)) of the live rows that hold a question term."""
+    def coverage(self, question: str, allowed: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, coverage in (0, 1)) of the live rows that hold a question term (and whose
+        keys `allowed` holds, when given); the statistics are the whole index's."""
         ids = self.term_ids(question)
-        keys, raw = self.scores(ids)
+        keys, raw = self.scores(ids, allowed)
         ceiling = float(bm25_idf(self.doc_freq[ids].astype(np.float64), self.n_docs).sum())
         return (keys, raw / ceiling) if ceiling > 0 else (keys[:0], raw[:0])
+

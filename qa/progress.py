@@ -1,7 +1,9 @@
-"""A progress bar over a loop, or the plain items when no bar is wanted."""
+"""A progress bar over a loop, or the plain items when no bar is wanted; one line said on
+stderr about what qa did on its own."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 
 
@@ -12,3 +14,11 @@ def progress_bar(items: Sequence, desc: str | None, unit: str = "it") -> Iterabl
     from tqdm import tqdm
 
     return tqdm(items, desc=desc, unit=unit, disable=None, leave=False)
+
+
+def say(message: str) -> None:
+    """`message` as one line on stderr, after "qa: ": what qa did on its own that costs the user
+    time (a cache made again), said to whoever runs it, the `qa` command or a Python program."""
+    from qa.schema import one_line
+
+    print(f"qa: {one_line(message)}", file=sys.stderr, flush=True)

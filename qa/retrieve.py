@@ -63,18 +63,22 @@ def search(
     queries: Sequence[WeightedQuery],
     k: int,
     settings: RetrieveSettings,
+    allowed: np.ndarray | None = None,
 ) -> list[Hit]:
     """The k best passages for one search or several weighted ones, best first. With
-    several, a passage missing from one search's top counts with that search's lowest score."""
+    several, a passage missing from one search's top counts with that search's lowest score.
+    `allowed`: the only passage keys to return (ascending; qa/scope.py), applied inside the
+    vector store's and BM25's search."""
     if len(index) == 0 or not queries:
         return []
     queries = embedded(queries, embedder)
     vectors = [q.vector for q in queries]
     if len(queries) == 1:
-        found = _hybrid(index, vectors[0], queries[0].text, k, settings)
+        found = _hybrid(index, vectors[0], queries[0].text, k, settings, allowed)
     else:
         depth = max(k, settings.fused_depth)
-        results = [_hybrid(index, v, q.text, depth, settings) for q, v in zip(queries, vectors)]
+        results = [_hybrid(index, v, q.text, depth, settings, allowed)
+                   for q, v in zip(queries, vectors)]
         totals: dict[int, np.ndarray] = {}
         keys = {key for r in results for key in r}
         for query, hits in zip(queries, results):
@@ -88,13 +92,14 @@ def search(
 
 
 def _hybrid(
-    index: PassageIndex, query: np.ndarray, text: str, k: int, settings: RetrieveSettings
+    index: PassageIndex, query: np.ndarray, text: str, k: int, settings: RetrieveSettings,
+    allowed: np.ndarray | None = None,
 ) -> dict[int, np.ndarray]:
     """Dense and BM25 candidates of one search, fused: passage key -> (fused, cosine,
     coverage), best first."""
     n = max(k, settings.candidates)
-    dense_keys, _ = index.vectors.search(query, n)
-    lexical_keys, coverage_all = index.lexical.coverage(text)
+    dense_keys, _ = index.vectors.search(query, n, allowed)
+    lexical_keys, coverage_all = index.lexical.coverage(text, allowed)
     top = top_rows(coverage_all, n)
     candidates = np.asarray(list(dict.fromkeys([*dense_keys.tolist(),
                                                  *lexical_keys[top].tolist()])), dtype=np.int64)

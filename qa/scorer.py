@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -32,6 +33,7 @@ from qa.embed import (
 )
 from qa.errors import QAError
 from qa.maxsim import Tokens
+from qa.progress import say
 from qa.settings import EmbedSettings
 
 LAYERS = Path(__file__).resolve().parent / "models" / "sentence_scorer" / "top_layers.safetensors"
@@ -140,7 +142,7 @@ class SentenceScorer:
         indexer = SentenceTransformerEmbedder(settings, self.folder)
         if self.settings.query_runtime != "onnx":
             return indexer
-        embedder = OnnxQueryEmbedder(indexer, self.folder.with_suffix(".onnx"))
+        embedder = OnnxQueryEmbedder(indexer, self.folder.with_suffix(".onnx"), label=None)
         self._wrote |= embedder.ensure_query_model()  # loads it; exports it when it must
         return embedder
 
@@ -159,7 +161,15 @@ class SentenceScorer:
                 return self.__dict__["_embedder"]
             try:
                 with _folder_lock(self.folder):
-                    return self._make()
+                    missing = not (self.folder / DONE).is_file()
+                    start = time.monotonic()
+                    made = self._make()
+                    if self._wrote:
+                        what = ("was missing; made it" if missing
+                                else "was damaged or out of date; made it again")
+                        say(f"the sentence scorer at {self.folder} {what} "
+                            f"({time.monotonic() - start:.0f} s)")
+                    return made
             except QAError:
                 raise
             except Exception as error:  # a read-only or full cache, say: one line, not a trace

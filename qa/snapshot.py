@@ -7,13 +7,18 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+
 from qa.chat import Resolution
 from qa.index import PassageIndex
 from qa.read import Reader, make_reader
 from qa.reading import Reading
 from qa.schema import Answer, Passage
+from qa.scope import Where, passage_keys
 from qa.sentence_vectors import SentenceVectors
 from qa.settings import Settings
+
+SCOPES_KEPT = 8  # scopes whose passage keys a snapshot keeps (a million passages: 8 MB each)
 
 
 class Snapshot:
@@ -37,6 +42,20 @@ class Snapshot:
         self.generation = generation  # the folder it was read from
         self.fingerprint = index.fingerprint  # the settings it was built with
         self.version: tuple[int, ...] | None = None  # IndexStore.version() when it was read
+        self._scopes: dict[Where, np.ndarray] = {}  # the last few scopes' passage keys
+
+    def scope(self, where: Where | None) -> np.ndarray | None:
+        """The passage keys a question scoped by `where` may return (None: every one);
+        `BadFilter` when it names no indexed document."""
+        if where is None:
+            return None
+        keys = self._scopes.get(where)
+        if keys is None:
+            keys = passage_keys(self.index, where)
+            while len(self._scopes) >= SCOPES_KEPT:
+                self._scopes.pop(next(iter(self._scopes)), None)
+            self._scopes[where] = keys
+        return keys
 
     @cached_property
     def reader(self) -> Reader:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from qa.errors import IndexDamaged, IndexLocked
+from qa.errors import IndexDamaged, IndexLocked, QAError
 from qa.records import FileRecord, files_from_json
 
 CURRENT = "CURRENT"
@@ -58,6 +58,11 @@ class IndexStore:
         if not (self.root / name).is_dir():
             raise self.damaged("CURRENT names a missing folder")
         return self.root / name
+
+    def built(self) -> bool:
+        """An index was built here: CURRENT names it, or when CURRENT is gone, a generation
+        folder is left (damage that opening it names)."""
+        return (self.root / CURRENT).exists() or any(_is_generation(p) for p in _listing(self.root))
 
     def version(self) -> tuple[int, ...]:
         """What every commit changes: CURRENT and files.json are each replaced whole (a new
@@ -100,12 +105,23 @@ class IndexStore:
         """Record which vector store the index uses, for opens that do not name one."""
         _write_atomic(self.root / STORE, spec + "\n")
 
-    def recorded_store(self) -> str | None:
-        """The vector store the index was last written with, or None."""
+    def recorded_store(self, repairing: bool = False) -> str | None:
+        """The vector store the index was last written with, or None when none was recorded
+        (nothing written yet, or by a qa before STORE). A STORE that cannot be read or names
+        no store is damage; `repairing` (a rebuild, which writes it again) takes it for none."""
+        from qa.vectors import store_kind  # (numpy: not on the path of `qa --help`)
+
         try:
-            return (self.root / STORE).read_text(encoding="utf-8").strip() or None
-        except (OSError, UnicodeDecodeError):
+            spec = (self.root / STORE).read_bytes().decode("utf-8").strip()
+            store_kind(spec)
+            return spec
+        except FileNotFoundError:
             return None
+        except (OSError, UnicodeDecodeError, QAError) as exc:
+            if repairing:
+                return None
+            why = "names no vector store" if isinstance(exc, QAError) else exc.__class__.__name__
+            raise self.damaged(f"STORE {why}") from None
 
     def indexed_files(self) -> dict[str, FileRecord]:
         """The files the index holds (origin -> record): the live generation's, or when

@@ -14,7 +14,7 @@ from make_files import GOOD_TEXT, TXT, write_bad_corpus, write_jsonl, write_pdf
 
 from qa import Engine
 from qa.cli import main
-from qa.errors import BadQuestion, IndexDamaged, IndexLocked
+from qa.errors import BadQuestion, IndexDamaged, IndexLocked, QAError
 from qa.settings import Settings
 from qa.store import IndexStore
 
@@ -112,8 +112,9 @@ def test_a_duplicate_is_indexed_once_and_again_when_the_original_goes(tmp_path):
 
 
 def test_sources_that_do_not_exist(tmp_path):
-    engine = Engine.open(sources=[tmp_path / "nowhere"], index_dir=tmp_path / "index")
-    assert messages(engine.last_report) == [f"{tmp_path / 'nowhere'}: no such file or folder"]
+    with pytest.raises(QAError, match=f"^no such file or folder: {tmp_path / 'nowhere'}$"):
+        Engine.open(sources=[tmp_path / "nowhere"], index_dir=tmp_path / "index")
+    engine = Engine.open(sources=[], index_dir=tmp_path / "index")
     assert engine.retrieve(QUESTION) == []  # an empty index answers with nothing, no error
 
 

@@ -85,3 +85,47 @@ def test_a_page_of_markup_only_has_no_visible_text(tmp_path):
     assert [e.reason for e in result.errors] == [
         "no visible text in it (only markup, scripts or styles)"
     ]
+
+
+# ---- passages: short paragraphs join, so a page's passages grow with its words ------------------
+SHORT = ("Harbour lights", "The ferry left at dawn.", "Market day", "Fresh bread and cheese.",
+         "The council met", "Boats in the bay")
+
+
+def passages(text: str) -> list[str]:
+    from llama_index.core.schema import Document
+
+    from qa.chunk import chunk_document
+    from qa.embed import make_embedder
+    from qa.settings import ChunkSettings
+
+    doc = Document(text=text, metadata={"doc_id": "page.html", "title": "", "source": "page.html"})
+    return [n.text for n in chunk_document(doc, ChunkSettings(), make_embedder().count_tokens)]
+
+
+@pytest.mark.parametrize("html", ["<p>x</p>" * 30_000,
+                                  "".join(f"<p>{SHORT[i % 6]}</p>\n" for i in range(12_000))])
+def test_short_paragraphs_join_into_passages_of_normal_size(html):
+    text = _html_to_text(html)[0]
+    found = passages(text)
+    words = [len(p.split()) for p in found]
+    assert sum(words) == len(text.split())  # every word, once
+    assert all(40 <= n <= 120 for n in words[:-1]), sorted(set(words))
+    assert len(found) <= len(text.split()) // 40 + 1
+
+
+def test_a_heading_after_prose_still_opens_a_passage():
+    prose = "The lighthouse keeper climbed the tower every evening to light the lamp. "
+    text = f"Coast Guide\n\n{prose * 2}\n\nThe Lighthouse\n\n{prose * 3}\n\nHarbours\n\nOne.\n\n"
+    found = passages(text)
+    assert [p.split("\n")[0] for p in found] == ["Coast Guide", "The Lighthouse", "Harbours"]
+
+
+def test_a_page_of_tiny_paragraphs_indexes_as_few_passages(tmp_path):
+    from qa import Engine
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "page.html").write_text("<p>x</p>" * 30_000)  # 240 KB
+    engine = Engine.open(sources=[folder], index_dir=tmp_path / "index")
+    assert len(engine.index) == 30_000 // 40  # was a passage per paragraph: 30,000

@@ -86,10 +86,12 @@ def test_a_damaged_scorer_is_made_again_by_the_next_question(
     done = run_ask(index_dir, cache)
     assert done.returncode == 0, done.stderr
     assert RIGHT in done.stdout and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"qa: the sentence scorer at {folder} was damaged ")  # said
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr  # once, in one line
     assert weights.stat().st_size > 1 << 20  # assembled again from the shipped layers
     assert not killed.exists()
     again = run_ask(index_dir, cache)  # and exported again: the next question just runs it
-    assert again.returncode == 0 and RIGHT in again.stdout
+    assert again.returncode == 0 and RIGHT in again.stdout and again.stderr == ""
 
 
 def test_with_the_scorer_off_the_reader_scores_with_the_embedder(seed_index_dir, tmp_path):

@@ -57,7 +57,7 @@ def test_empty_question_is_one_line_for_the_client_and_in_the_log(server):
     assert "event: error" in events and EMPTY in events
     log = log_since(server, offset, EMPTY, 2)
     assert "Traceback" not in log
-    assert [line for line in log.splitlines() if line.strip()] == [f"qa: ask_api: {EMPTY}"] * 2
+    assert [line for line in log.splitlines() if line.strip()] == [f"qa: ask: {EMPTY}"] * 2
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,11 +69,12 @@ def _wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float =
 
 
 @contextmanager
-def qa_serve(work: Path, options: dict, env: dict | None = None):
-    """`qa serve` started from `work` in its own process, stopped when the block ends."""
+def qa_serve(work: Path, options: dict, env: dict | None = None, flags: Sequence[str] = ()):
+    """`qa serve` started from `work` in its own process, stopped when the block ends;
+    `flags`: more arguments as they are."""
     port, log = _free_port(), work / "serve.log"
     command = [sys.executable, "-m", "qa.cli", "serve", "--port", str(port),
-               *(str(x) for o in options.items() for x in o)]  # fmt: skip
+               *(str(x) for o in options.items() for x in o), *flags]  # fmt: skip
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
     with open(log, "w") as out:
         proc = subprocess.Popen(command, cwd=work, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -162,7 +164,7 @@ def test_api_lists_only_ask(server):
     from gradio_client import Client
 
     endpoints = Client(server.url, verbose=False).view_api(print_info=False, return_format="dict")
-    assert list(endpoints["named_endpoints"]) == ["/ask"]
+    assert list(endpoints["named_endpoints"]) == ["/ask", "/search", "/list_documents"]
 
 
 # ---- the page in a browser -------------------------------------------------------------

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import json
 import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
+from starlette.routing import Mount
 
 from qa.engine import Engine
 from qa.errors import QAError
 from qa.schema import Answer
+from qa.service import ASK_DOC, DOCUMENTS_DOC, MAX_K, SEARCH_DOC, WHERE_DOC, Service
 from qa.ui import render
+from qa.ui.http_api import DefaultArguments, make_api
 from qa.ui.library import FileResult, Library
 from qa.ui.uploads import DEFAULT_MAX_MB
 
@@ -37,6 +42,8 @@ element.addEventListener('toggle', (event) => {
   if (event.target.open && here) box.scrollTop = Math.max(0, here.offsetTop - 24);
 }, true);
 """
+API_ARITY = {"ask": 3, "search": 3, "list_documents": 0}  # the Gradio API's arguments
+HISTORY_ARG = "the conversation's earlier questions, oldest first (may be omitted)"
 READ_ONLY_NOTE = (
     "The index is read-only from this page; whoever starts the server can allow uploads and "
     "removals with `qa serve --allow-changes`."
@@ -92,6 +99,7 @@ def build_app(
     """`allow_changes`: the Documents tab uploads and removes documents; otherwise it only
     lists them."""
     lib = Library(engine, data_dir, max_upload_mb)
+    service = Service(engine)
 
     # ---- handlers ----------------------------------------------------------------------
     def conversation(questions: list[str], answers: list[Answer], shown: Answer | None):
@@ -144,11 +152,27 @@ def build_app(
             return gr.skip(), *document_list()
         return _status(lib.remove(doc_ids)), *document_list()
 
+    # The Gradio API's (and `qa serve --mcp`'s) tools; their docstrings are what a client
+    # reads (qa/service.py holds the text, shared with `qa mcp` and /api).
     @one_line_errors
-    def ask_api(question: str, history: list[str] | None = None) -> dict:
-        """Answer a question from the indexed documents. `history` holds the conversation's
-        earlier questions, oldest first. Returns the answer with its citations as JSON."""
-        return lib.ask(question, history or []).to_dict()
+    def ask(question: str, history: list[str] | None = None,
+            where: dict | str | None = None, request: gr.Request = None) -> dict:
+        return _as_json_for_mcp(service.ask(question, history, where), request)
+
+    @one_line_errors
+    def search(query: str, k: int = 5, where: dict | str | None = None,
+               request: gr.Request = None) -> dict:
+        return _as_json_for_mcp(service.search(query, k, where), request)
+
+    @one_line_errors
+    def list_documents(request: gr.Request = None) -> list[dict]:
+        return _as_json_for_mcp(service.documents(), request)
+
+    ask.__doc__ = _tool_doc(ASK_DOC, question="the question", history=HISTORY_ARG,
+                            where=WHERE_DOC)
+    search.__doc__ = _tool_doc(SEARCH_DOC, query="what to look for",
+                               k=f"passages to return, 1 to {MAX_K}", where=WHERE_DOC)
+    list_documents.__doc__ = DOCUMENTS_DOC
 
     # ---- layout ------------------------------------------------------------------------
     with gr.Blocks(
@@ -183,7 +207,7 @@ def build_app(
                             scale=5,
                             max_length=engine.settings.chat.max_question_chars,
                         )
-                        ask = gr.Button("Ask", variant="primary", elem_id="qa-ask", scale=1)
+                        ask_button = gr.Button("Ask", variant="primary", elem_id="qa-ask", scale=1)
                     new = gr.Button("New conversation", elem_id="qa-new", size="sm")
                 with gr.Column(scale=2):
                     sources = gr.HTML(
@@ -228,7 +252,7 @@ def build_app(
         private = {"api_visibility": "private"}
         turn = [box, chat, questions, answers, sources]
         box.submit(respond, [box, questions, answers], turn, **private)
-        ask.click(respond, [box, questions, answers], turn, **private)
+        ask_button.click(respond, [box, questions, answers], turn, **private)
         chat.example_select(respond_example, [questions, answers], turn, **private)
         chat.select(show_sources, [answers], sources, **private)
         new.click(new_conversation, None, turn, **private)
@@ -244,8 +268,25 @@ def build_app(
             app.load(document_list, None, [table, pick], **private)
         else:
             app.load(document_rows, None, table, **private)
-        gr.api(ask_api, api_name="ask")
+        gr.api(ask, api_name="ask")
+        gr.api(search, api_name="search")
+        gr.api(list_documents, api_name="list_documents")
     return app
+
+
+def _as_json_for_mcp(result: dict | list, request: gr.Request | None) -> dict | list | str:
+    """The result as JSON text when an MCP client called (Gradio's MCP server hands a tool's
+    result to the agent as `str(result)`, a Python repr); as it is for the Gradio API. An
+    MCP call carries the protocol's headers, which Gradio passes on to the function."""
+    headers = getattr(request, "headers", None) or {}
+    if "mcp-protocol-version" in headers or "mcp-session-id" in headers:
+        return json.dumps(result, ensure_ascii=False)
+    return result
+
+
+def _tool_doc(text: str, **args: str) -> str:
+    """A docstring in the layout Gradio reads for its API page and MCP tools."""
+    return text + "\n\nArgs:\n" + "".join(f"    {name}: {doc}\n" for name, doc in args.items())
 
 
 def _status(results: list[FileResult]) -> str:
@@ -289,10 +330,12 @@ def serve(
     max_upload_mb: float = DEFAULT_MAX_MB,
     block: bool = True,
     allow_changes: bool | None = None,
+    mcp: bool = False,
 ) -> gr.Blocks:
-    """Launch the app on host:port: no share link, no analytics, uploads under `data_dir`.
-    `allow_changes`: whether the page may upload and remove documents; by default only when
-    `host` is a loopback address."""
+    """Launch the app on host:port: no share link, no analytics, uploads under `data_dir`,
+    the JSON API under /api. `allow_changes`: whether the page may upload and remove
+    documents; by default only when `host` is a loopback address. `mcp`: also serve the
+    API's tools (ask, search, list_documents) over MCP at /gradio_api/mcp/."""
     allow_changes = is_loopback(host) if allow_changes is None else allow_changes
     data_dir = Path(data_dir).resolve()
     # Gradio's own upload cache goes under the data folder too, not the system temp folder.
@@ -309,8 +352,11 @@ def serve(
         show_error=False,
         ssr_mode=False,
         enable_monitoring=False,
-        mcp_server=False,
+        mcp_server=mcp,
         run_history=False,
+        # the JSON API (ui/http_api.py), mounted ahead of Gradio's own routes
+        app_kwargs={"routes": [Mount("/api", make_api(Service(engine)))],
+                    "middleware": [Middleware(DefaultArguments, arity=API_ARITY)]},
         footer_links=["api"],
         # The route refuses anything far past the cap, so a huge file never fills the disk;
         # files between the two get the app's own one-line message. A read-only page takes none.
@@ -323,6 +369,8 @@ def serve(
     _first_call(app.local_url)
     mode = "" if allow_changes else "; read-only: uploads and removals are off"
     print(f"qa: the app is at {app.local_url} (Ctrl+C stops it{mode})", flush=True)
+    print(f"qa: JSON API at {app.local_url}api/ (described at {app.local_url}api/docs)"
+          + (f"; MCP at {app.local_url}gradio_api/mcp/" if mcp else ""), flush=True)
     if block:
         app.block_thread()
     return app

@@ -40,9 +40,10 @@ class VectorStore(Protocol):
         """Remove the vectors of these keys (held ones)."""
         ...
 
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """The keys of the k vectors nearest one unit query vector, best first, with their
-        cosines."""
+        cosines; `allowed` (ascending keys, all held): among those alone (qa/scope.py)."""
         ...
 
     def fetch(self, keys: Sequence[int]) -> np.ndarray:

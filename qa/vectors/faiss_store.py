@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.scope import rows_in
+
 FOLDER = Path("vectors")
 # From bench/ann.py (one thread, 384-dim vectors made from the packaged MiniLM's; SciFact's
 # test claims as queries): exact search took 6.7-10.4 ms per query at 100k vectors, 20-27 ms
@@ -25,6 +27,9 @@ FOLDER = Path("vectors")
 # vectors. 32 probes: at 250k (2048 lists) bench/scale.py measured recall@10 0.900 at 16.
 APPROXIMATE_FROM = 200_000
 NPROBE = 32
+# A scoped search (qa/scope.py) scores the segment's rows in scope exactly up to this many
+# (150 MB of vectors); past it an IVF segment is searched with an id selector.
+EXACT_AMONG = 100_000
 CHUNK = 65_536  # vectors copied at a time
 
 
@@ -54,9 +59,12 @@ class _Part:
         self.dead_keys = np.zeros(0, np.int64)
         self.n_dead = 0
 
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         import faiss
 
+        if allowed is not None:
+            return self._search_among(query, k, allowed)
         want = min(k + self.n_dead, len(self.keys))
         if want <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -74,6 +82,31 @@ class _Part:
         if self.n_dead:
             keep &= ~self.dead[np.maximum(rows, 0)]
         return np.asarray(self.keys)[rows[keep]][:k], scores[keep][:k]
+
+    def _search_among(self, query: np.ndarray, k: int, allowed: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest of the live rows whose keys `allowed` (ascending) holds: those rows
+        scored exactly when they are few (or the segment is searched exactly anyway), else
+        the IVF index searched with FAISS's id selector and more lists probed, so that a
+        narrow scope still finds its k."""
+        import faiss
+
+        keys = np.asarray(self.keys)
+        rows = rows_in(keys, allowed)
+        if self.n_dead:
+            rows = rows[~self.dead[rows]]
+        if not len(rows) or k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if self.ivf is None or len(rows) <= EXACT_AMONG:
+            scores = np.asarray(self.vectors[rows], dtype=np.float32) @ query
+            top = np.argsort(-scores, kind="stable")[:k]
+            return keys[rows[top]], scores[top]
+        params = faiss.SearchParametersIVF()
+        params.sel = faiss.IDSelectorBatch(np.ascontiguousarray(keys[rows]))
+        params.nprobe = int(min(self.ivf.nlist, NPROBE * np.ceil(len(keys) / len(rows))))
+        scores, found = self.ivf.search(query[np.newaxis, :], min(k, len(rows)), params=params)
+        keep = found[0] >= 0
+        return found[0][keep], scores[0][keep]
 
 
 class FaissStore:
@@ -107,7 +140,8 @@ class FaissStore:
     def delete(self, keys: Sequence[int]) -> None:
         self._deleted.update(int(k) for k in keys)
 
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         import faiss
 
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
@@ -118,11 +152,14 @@ class FaissStore:
         faiss.omp_set_num_threads(1)
         try:
             # k more than the deletions pending, so that k are left once they are dropped
-            found = [p.search(query, k + len(self._deleted)) for p in self._parts]
+            found = [p.search(query, k + len(self._deleted), allowed) for p in self._parts]
         finally:
             faiss.omp_set_num_threads(before)
         if self._added:
             keys, vectors = self._pending()
+            if allowed is not None:
+                mine = np.isin(keys, allowed)
+                keys, vectors = keys[mine], vectors[mine]
             found.append((keys, vectors @ query))
         keys = np.concatenate([f[0] for f in found]) if found else np.zeros(0, np.int64)
         scores = np.concatenate([f[1] for f in found]) if found else np.zeros(0, np.float32)

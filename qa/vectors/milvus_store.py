@@ -111,7 +111,15 @@ class MilvusStore:
         self._deleted |= self._held_in_collection(ids)
         self._added_matrix = None
 
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        if allowed is not None:
+            # the scope's vectors fetched by id and scored exactly: the collection keeps no
+            # document field to filter on
+            query = np.asarray(query, dtype=np.float32).reshape(-1)
+            scores = self.fetch(allowed) @ query if len(allowed) else np.zeros(0, np.float32)
+            top = np.argsort(-scores, kind="stable")[:k]
+            return np.asarray(allowed, dtype=np.int64)[top], scores[top]
         ids, scores = self._search(query, k)
         return np.asarray([int(i) for i in ids], dtype=np.int64), scores
 
