@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, SEED_FILE, SEEDS
-from test_ui import qa_serve
+from test_ui import browser, qa_serve  # noqa: F401 (a fixture)
 
 RUSSIA = "What did Russia demand?"
 NOTE = "The garden shed was painted green in June; Russia is never mentioned in these notes.\n"
@@ -196,3 +196,20 @@ def test_qa_mcp_on_stdio_as_the_readme_configures_it(seed_index_dir, tmp_path):
 
     seen = asyncio.run(run())
     check_tools(seen, SEED_FILE.name, {SEED_FILE.name})
+
+
+# ---- the page: asking about some documents ------------------------------------------------
+def test_the_page_asks_only_in_the_documents_picked(browser, served):  # noqa: F811
+    from test_ui import WAIT_MS, ask
+
+    page = browser.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(served.url)
+    page.wait_for_selector("#qa-question textarea")
+    page.click("#qa-scope input")
+    page.click("ul[role=listbox] li:has-text('shed.txt')")
+    page.keyboard.press("Escape")
+    ask(page, RUSSIA)
+    sources = page.inner_text("#qa-sources-panel")
+    assert "shed.txt" in sources and SEED_FILE.name not in sources
+    page.close()

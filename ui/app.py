@@ -107,17 +107,20 @@ def build_app(
         return chat, questions, answers, render.sources_html(shown, lib.doc_text)
 
     @one_line_errors
-    def respond(question: str, questions: list[str], answers: list[Answer]):
+    def respond(question: str, questions: list[str], answers: list[Answer],
+                scope: list[str] | None = None):
         question = (question or "").strip()
         if not question:
             gr.Warning("Type a question first.")
             return question, *conversation(questions, answers, answers[-1] if answers else None)
-        answer = lib.ask(question, answers)  # earlier answers resolve "he", "it", "why?"
+        where = {"doc_ids": scope} if scope else None  # the documents picked, else all
+        answer = lib.ask(question, answers, where)  # earlier answers resolve "he", "it"
         questions, answers = [*questions, question], [*answers, answer]
         return "", *conversation(questions, answers, answer)
 
-    def respond_example(evt: gr.SelectData, questions: list[str], answers: list[Answer]):
-        return respond(evt.value["text"], questions, answers)
+    def respond_example(evt: gr.SelectData, questions: list[str], answers: list[Answer],
+                        scope: list[str] | None):
+        return respond(evt.value["text"], questions, answers, scope)
 
     def new_conversation():
         return "", *conversation([], [], None)
@@ -133,6 +136,14 @@ def build_app(
     @one_line_errors
     def document_rows():
         return [[d["doc_id"], d["title"], d["passages"]] for d in lib.documents()]
+
+    @one_line_errors
+    def scope_choices(picked: list[str] | None):
+        """The documents a question may be scoped to; those still indexed stay picked."""
+        choices = [(d["source"] + (f": {d['title'][:60]}" if d["title"] else ""), d["doc_id"])
+                   for d in lib.documents()]
+        held = {value for _, value in choices}
+        return gr.Dropdown(choices=choices, value=[v for v in picked or [] if v in held])
 
     @one_line_errors
     def document_list():
@@ -208,7 +219,13 @@ def build_app(
                             max_length=engine.settings.chat.max_question_chars,
                         )
                         ask_button = gr.Button("Ask", variant="primary", elem_id="qa-ask", scale=1)
-                    new = gr.Button("New conversation", elem_id="qa-new", size="sm")
+                    with gr.Row():
+                        scope = gr.Dropdown(label="Ask only in", multiselect=True, choices=[],
+                                            info="the documents picked; none: all of them",
+                                            elem_id="qa-scope", scale=4)
+                        scope.preprocess = quiet_refusals(scope.preprocess)
+                        new = gr.Button("New conversation", elem_id="qa-new", size="sm",
+                                        scale=1)
                 with gr.Column(scale=2):
                     sources = gr.HTML(
                         render.EMPTY_SOURCES,
@@ -251,9 +268,10 @@ def build_app(
         # ---- events --------------------------------------------------------------------
         private = {"api_visibility": "private"}
         turn = [box, chat, questions, answers, sources]
-        box.submit(respond, [box, questions, answers], turn, **private)
-        ask_button.click(respond, [box, questions, answers], turn, **private)
-        chat.example_select(respond_example, [questions, answers], turn, **private)
+        box.submit(respond, [box, questions, answers, scope], turn, **private)
+        ask_button.click(respond, [box, questions, answers, scope], turn, **private)
+        chat.example_select(respond_example, [questions, answers, scope], turn, **private)
+        table.change(scope_choices, scope, scope, **private)  # loaded, uploaded, removed
         chat.select(show_sources, [answers], sources, **private)
         new.click(new_conversation, None, turn, **private)
         chat.clear(new_conversation, None, turn, **private)

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from qa.engine import Engine
 from qa.errors import QAError
@@ -45,9 +46,11 @@ class Library:
         self._texts_lock = threading.Lock()
 
     # ---- reading -----------------------------------------------------------------------
-    def ask(self, question: str, history: Sequence[str | Answer] = ()) -> Answer:
-        """`history`: the conversation's earlier questions, or its earlier Answers."""
-        return self.engine.ask(question, history=list(history))
+    def ask(self, question: str, history: Sequence[str | Answer] = (), where: Any = None
+            ) -> Answer:
+        """`history`: the conversation's earlier questions, or its earlier Answers; `where`:
+        only from some documents (qa/scope.py)."""
+        return self.engine.ask(question, history=list(history), where=where)
 
     def doc_text(self, doc_id: str) -> str:
         snapshot = self.engine.snapshot()
