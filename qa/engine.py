@@ -17,8 +17,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from qa import chat
 from qa.answer import compose
 from qa.chat import Turn
@@ -29,7 +27,7 @@ from qa.index import PassageIndex
 from qa.load import discover
 from qa.questions import clean_history, clean_question
 from qa.read import Reading
-from qa.retrieve import Hit, WeightedQuery, embedded, search
+from qa.retrieve import WeightedQuery, embedded, search
 from qa.schema import Answer, Passage, one_line
 from qa.scope import Where, WhereLike
 from qa.scorer import LAYERS, SentenceScorer
@@ -41,6 +39,7 @@ from qa.sync import SyncReport, apply_changes, indexed_files, needs_work, remove
 from qa.vectors import canonical_store
 
 if TYPE_CHECKING:
+    import numpy as np
     from llama_index.core.base.base_retriever import BaseRetriever
     from llama_index.core.schema import TextNode
 
@@ -301,9 +300,8 @@ class Engine:
         return self.snapshot().index
 
     def retrieve(self, question: str, k: int = 5, where: WhereLike = None) -> list[Passage]:
-        """The k passages that best answer the question, best first. `where`: only from
-        some documents (a file pattern, or a `qa.scope.Where` of folders, patterns and
-        doc_ids); `BadFilter` when it names no indexed document."""
+        """The k passages that best answer the question, best first. `where`: only from the
+        documents it names (qa/scope.py); `BadFilter` when it names no indexed one."""
         query = WeightedQuery(clean_question(question, self.settings.chat.max_question_chars))
         snapshot = self.snapshot()
         return self._passages(snapshot, [query], k, snapshot.scope(Where.of(where)))
@@ -312,8 +310,7 @@ class Engine:
             where: WhereLike = None) -> Answer:
         """The answer to a question, after the earlier questions (or Answers) of a chat:
         quoted sentences with citations, or a plain decline with the nearest passages. Only
-        the last few turns of `history` are read, each cut like the question. `where`: as
-        for `retrieve`."""
+        the last few turns of `history` are read, each cut like the question."""
         return self.trace(question, history, where).answer
 
     def trace(self, question: str, history: Sequence[str | Answer] = (),
@@ -329,8 +326,8 @@ class Engine:
 
     def _answer(self, snapshot: Snapshot, question: str, turns: Sequence[Turn],
                 allowed: np.ndarray | None = None) -> Trace:
-        """The one query path: the conversation -> search -> read -> answer. `allowed`: the
-        passage keys of the question's scope (None: every passage)."""
+        """The one query path: the conversation -> search -> read -> answer (`allowed`: the
+        passage keys of the question's scope; None: every passage)."""
         resolution = chat.resolve(question, turns, self.settings.chat)
         queries = embedded(resolution.queries, self.embedder)  # once, for search and reading
         passages = self._passages(snapshot, queries, self.settings.answer.passages, allowed)
@@ -339,15 +336,9 @@ class Engine:
                          self.settings.answer)
         return Trace(resolution, passages, reading, answer)
 
-    def _search(self, snapshot: Snapshot, queries: Sequence[WeightedQuery], k: int,
-                retrieve: RetrieveSettings | None = None, allowed: np.ndarray | None = None
-                ) -> list[Hit]:
-        return search(snapshot.index, self.embedder, queries, k,
-                      retrieve or self.settings.retrieve, allowed)
-
     def _passages(self, snapshot: Snapshot, queries: Sequence[WeightedQuery], k: int,
                   allowed: np.ndarray | None = None) -> list[Passage]:
-        hits = self._search(snapshot, queries, k, allowed=allowed)
+        hits = search(snapshot.index, self.embedder, queries, k, self.settings.retrieve, allowed)
         return [snapshot.index.passage(hit.passage_id, hit.score) for hit in hits]
 
     def _turns(self, snapshot: Snapshot, history: Sequence[str | Answer],
@@ -384,7 +375,8 @@ class Engine:
         `retrieve`: other retrieval settings than the engine's (evaluation baselines)."""
         snapshot = self.snapshot()
         query = WeightedQuery(clean_question(question, self.settings.chat.max_question_chars))
-        hits = self._search(snapshot, [query], k, retrieve, snapshot.scope(Where.of(where)))
+        hits = search(snapshot.index, self.embedder, [query], k,
+                      retrieve or self.settings.retrieve, snapshot.scope(Where.of(where)))
         return [(snapshot.index.node(h.passage_id), h.score) for h in hits]
 
     def passage(self, passage_id: str, score: float = 0.0) -> Passage:
@@ -395,9 +387,8 @@ class Engine:
 
     def documents(self) -> list[dict]:
         """Indexed documents: doc_id, title, source, passage count."""
-        docs = sorted(self.snapshot().index.documents.items())
         return [{"doc_id": d, "title": r.title, "source": r.source, "passages": len(r.passages)}
-                for d, r in docs]
+                for d, r in sorted(self.snapshot().index.documents.items())]
 
     def sentences(self, passage: Passage) -> list[tuple[int, int]]:
         """The passage's sentences as document offsets (from the chunker)."""
