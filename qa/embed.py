@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from filelock import FileLock
@@ -21,7 +21,11 @@ from filelock import FileLock
 from qa.errors import QAError
 from qa.maxsim import Tokens, tokens_of
 from qa.progress import say
+from qa.schema import one_line
 from qa.settings import PACKAGED_MODEL, EmbedSettings
+
+if TYPE_CHECKING:
+    from qa.onnx_model import OnnxQueryEncoder
 
 
 class Embedder(Protocol):
@@ -208,16 +212,16 @@ class OnnxQueryEmbedder:
         return self.indexer.dimension
 
     @cached_property
-    def _queries(self):
+    def _queries(self) -> OnnxQueryEncoder:
         return self._made()[0]
 
-    def _load(self):
+    def _load(self) -> OnnxQueryEncoder:
         from qa.onnx_model import OnnxQueryEncoder
 
         return OnnxQueryEncoder(self.onnx_file, self.indexer.folder, RECREATE,
                                 threads=self.indexer.settings.query_threads)
 
-    def _made(self):
+    def _made(self) -> tuple[OnnxQueryEncoder, bool]:
         """The export loaded, and whether it was written: when it is missing, damaged or from
         another model, it is exported again first and that is said in one line. One process
         at a time exports: another one waits, then loads what the first made."""
@@ -239,8 +243,8 @@ class OnnxQueryEmbedder:
             except QAError:
                 raise
             except Exception as error:  # a read-only or full cache, say: one line, not a trace
-                raise QAError(f"{self.onnx_file}: the query model could not be exported "
-                              f"({type(error).__name__}: {error})") from error
+                raise QAError(one_line(f"{self.onnx_file}: the query model could not be "
+                                       f"exported ({type(error).__name__}: {error})")) from error
             if self.label:
                 what = ("was missing; made it" if missing
                         else "was damaged or out of date; made it again")

@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 
 from qa.postings import Postings
-from qa.scope import rows_in
+from qa.rows import rows_in
 
 TOKEN = re.compile(r"(?u)\b\w\w+\b")  # LlamaIndex's BM25Retriever's token_pattern
 K1, B = 1.5, 0.75  # bm25s's defaults, as BM25Retriever builds it

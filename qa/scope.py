@@ -111,16 +111,6 @@ def passage_keys(index: PassageIndex, where: Where) -> np.ndarray:
     return keys
 
 
-def rows_in(keys: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """The rows (ascending) of `keys` (ascending, a segment's) whose key `allowed` (ascending)
-    holds."""
-    keys = np.asarray(keys)
-    at = np.searchsorted(keys, allowed)
-    inside = at < len(keys)
-    at = at[inside]
-    return at[keys[at] == allowed[inside]]
-
-
 def _strings(kind: str, value: Any) -> tuple[str, ...]:
     if value is None:
         return ()

@@ -8,15 +8,14 @@ same ones.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from qa.engine import Engine
 from qa.errors import BadQuestion
+from qa.questions import clean_question
 from qa.scope import Where
 
 MAX_K = 50  # passages one search returns at most
-MAX_HISTORY = 100  # earlier questions a client may send (the chat reads the last few)
 
 SEARCH_DOC = (
     "Search the user's indexed documents (notes, reports, articles) for the passages that "
@@ -55,7 +54,8 @@ class Service:
 
     def ask(self, question: Any, history: Any = None, where: Any = None) -> dict[str, Any]:
         question = self._question(question, "question")
-        history = self._history(history)
+        # a history is checked and cut to its last turns by the engine, as for every face
+        history = [] if history is None else history
         return self.engine.ask(question, history, where=Where.of(where)).to_dict()
 
     def search(self, query: Any, k: Any = 5, where: Any = None) -> dict[str, Any]:
@@ -69,24 +69,11 @@ class Service:
         return self.engine.documents()
 
     def _question(self, text: Any, name: str) -> str:
-        if not isinstance(text, str) or not text.strip():
-            raise BadQuestion(f"the {name} is empty; send the text to look for")
+        if name == "question":
+            clean_question(text, self.max_question_chars)  # empty: the engine's own message
+        elif not isinstance(text, str) or not text.strip():
+            raise BadQuestion("the query is empty; type what to look for")
         if len(text) > self.max_question_chars:
             raise BadQuestion(f"the {name} is {len(text):,} characters long; at most "
                               f"{self.max_question_chars:,}")
         return text
-
-    def _history(self, history: Any) -> Sequence[str]:
-        if history is None:
-            return []
-        if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
-            raise BadQuestion("history must be a list of earlier questions (strings), "
-                              "oldest first")
-        if len(history) > MAX_HISTORY:
-            raise BadQuestion(f"history holds {len(history)} questions; send at most "
-                              f"{MAX_HISTORY} (the last few are read)")
-        for n, item in enumerate(history, 1):
-            if len(item) > self.max_question_chars:
-                raise BadQuestion(f"history question {n} is {len(item):,} characters long; "
-                                  f"at most {self.max_question_chars:,}")
-        return history

@@ -59,8 +59,9 @@ def test_a_reader_that_went_away_ends_it_quietly(seed_index_dir, tmp_path):
     assert proc.returncode == 141 and err == ""  # 128 + SIGPIPE, as `cat` ends; no message
 
 
-def test_progress_bars_only_on_a_terminal(tmp_path):
-    # the same build twice, stderr a pipe and stderr a terminal
+def test_progress_bars_only_on_a_terminal(tmp_path, seed_index_dir):
+    # the same build twice, stderr a pipe and stderr a terminal (the cache already holds the
+    # query model and the scorer: a build that makes them says so)
     piped = qa("index", str(SEEDS), "--index", str(tmp_path / "a"), cwd=tmp_path)
     leader, follower = pty.openpty()
     # a terminal 100 columns wide (a new pty has 0, where tqdm draws nothing)

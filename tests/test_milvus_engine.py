@@ -124,6 +124,10 @@ def test_adding_and_removing_documents_and_reopening_read_milvus(tmp_path, seed_
     assert tower and None not in tower_keys
     assert engine.index.vectors.fetch(tower_keys).shape == (len(tower_keys),
                                                         engine.embedder.dimension)
+    # a scope inside Milvus: only the article, then only the tower, whatever ranks first
+    scoped = engine.retrieve(TOWER_QUESTION, k=5, where="000_*.txt")
+    assert scoped and {p.doc_id for p in scoped} == {"000_56b9276ed6e05626.txt"}
+    assert [p.doc_id for p in engine.retrieve("Russia", k=3, where="tower.txt")] == ["tower.txt"]
 
     assert engine.remove(["tower.txt"]) == ["tower.txt"]
     after = engine.ask(TOWER_QUESTION)

@@ -12,7 +12,8 @@ import pytest
 from conftest import SEED_FILE
 
 from qa.errors import QAError
-from qa.scope import BadFilter, Where, rows_in
+from qa.rows import rows_in
+from qa.scope import BadFilter, Where
 
 RUSSIA = "What did Russia demand?"
 GARDEN = """# Garden diary

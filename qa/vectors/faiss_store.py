@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.scope import rows_in
+from qa.rows import rows_in
 
 FOLDER = Path("vectors")
 # From bench/ann.py (one thread, 384-dim vectors made from the packaged MiniLM's; SciFact's
