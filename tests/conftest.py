@@ -16,6 +16,22 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("QA_CACHE", os.path.join(tempfile.gettempdir(), "qa-test-cache"))
 
 ROOT = Path(__file__).resolve().parent.parent
+# The browser the page tests drive: QA_CHROMIUM, else chromium on the PATH, else Debian's path
+CHROMIUM = Path(os.environ.get("QA_CHROMIUM") or shutil.which("chromium")
+                or shutil.which("chromium-browser") or "/usr/bin/chromium")
+NO_CHROMIUM = (f"the browser tests need Chromium (looked for QA_CHROMIUM, chromium on the PATH "
+               f"and {CHROMIUM}); `bash scripts/setup --test` installs it as root, or "
+               "`sudo apt-get install chromium`")
+
+
+def need_chromium() -> None:
+    """Skip a browser test loudly when there is no Chromium, and fail it under CI (CI=true),
+    where a skipped face would pass unseen."""
+    if CHROMIUM.exists():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(NO_CHROMIUM)
+    pytest.skip(NO_CHROMIUM)
 SEEDS = ROOT / "seeds"
 SEED_FILE = SEEDS / "000_56b9276ed6e05626.txt"
 

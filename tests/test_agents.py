@@ -16,8 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SEED_FILE, SEEDS
-from test_ui import CHROMIUM, CHROMIUM_FLAGS, WAIT_MS, ask, qa_serve
+from conftest import CHROMIUM, ROOT, SEED_FILE, SEEDS, need_chromium
+from test_ui import CHROMIUM_FLAGS, WAIT_MS, ask, qa_serve
 
 RUSSIA = "What did Russia demand?"
 NOTE = "The garden shed was painted green in June; Russia is never mentioned in these notes.\n"
@@ -201,8 +201,7 @@ def test_qa_mcp_on_stdio_as_the_readme_configures_it(seed_index_dir, tmp_path):
 
 # ---- the page: asking about some documents ------------------------------------------------
 def test_the_page_asks_only_in_the_documents_picked(served):
-    if not CHROMIUM.exists():
-        pytest.skip("browser tests need Debian's chromium at /usr/bin/chromium")
+    need_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:  # closed at the end: one Playwright at a time per process

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import CHROMIUM, need_chromium
 from test_hardening_cli import lock_is_held
 
 from qa import Engine
@@ -24,7 +25,6 @@ MAX_QUESTION_CHARS = ChatSettings().max_question_chars
 QUESTION = "What did Russia demand?"
 RIGHT = "never admit Ukraine"
 PORTS = range(7891, 7900)
-CHROMIUM = Path("/usr/bin/chromium")
 WAIT_S = 120
 
 
@@ -181,8 +181,7 @@ def app(seed_index_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(app):
-    if not CHROMIUM.exists():
-        pytest.skip("browser tests need Debian's chromium at /usr/bin/chromium")
+    need_chromium()
     from playwright.sync_api import sync_playwright
 
     profile = tempfile.mkdtemp(prefix="qa-chromium-")

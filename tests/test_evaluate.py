@@ -230,28 +230,12 @@ def test_eval_question_set_matches_the_engine(seed_engine, seed_index_dir, tmp_p
     assert report["kind"] == "questions" and report["questions"] == 5
     assert list(report["rows"]) == ["qa", "BM25 only", "dense only", "LlamaIndex default"]
 
-    # the same questions asked here, scored by hand from the quoted text
-    answers = [seed_engine.ask(q["question"], history=q["history"]) for q in SMALL_SET]
-    right = []
-    for q, a in zip(SMALL_SET, answers):
-        quoted = " ".join(c.quote for c in a.citations).lower()
-        if q["answerable"]:
-            right.append(a.answered and any(p.lower() in quoted for p in q["answers"]))
-    declined_unanswerable = not answers[3].answered
-    declines = sum(not a.answered for a in answers)
+    # judged by reading the article: each answerable question's answer phrase is in one
+    # passage that a plain search ranks first, and the one unanswerable one is off the corpus
     qa = report["rows"]["qa"]
-    assert qa["answers_right"] == pytest.approx(sum(right) / 4)
-    assert qa["abstention_recall"] == (1.0 if declined_unanswerable else 0.0)
-    if declines:
-        assert qa["abstention_precision"] == pytest.approx(declined_unanswerable / declines)
-    hits = [
-        [any(p.lower() in passage.text.lower() for p in q["answers"]) for passage in a.passages]
-        for q, a in zip(SMALL_SET, answers)
-        if q["answerable"]
-    ]
-    assert qa["hit@1"] == pytest.approx(sum(h[:1] == [True] for h in hits) / 4)
-    assert qa["hit@5"] == pytest.approx(sum(any(h[:5]) for h in hits) / 4)
-    assert qa["hit@5"] >= 0.75  # plain questions over one article
+    assert qa["answers_right"] == 1.0
+    assert qa["abstention_recall"] == 1.0 and qa["abstention_precision"] == 1.0
+    assert qa["hit@1"] == 1.0 and qa["hit@5"] == 1.0
     assert 0 < qa["latency_p50_ms"] <= qa["latency_p95_ms"]
     for name, row in report["rows"].items():
         assert row["hit@1"] <= row["hit@3"] <= row["hit@5"]

@@ -12,8 +12,8 @@ import time
 import urllib.request
 
 import pytest
-from conftest import ROOT, SEEDS
-from test_ui import CHROMIUM, CHROMIUM_FLAGS, WAIT_MS, Server, qa_serve
+from conftest import CHROMIUM, ROOT, SEEDS, need_chromium
+from test_ui import CHROMIUM_FLAGS, WAIT_MS, Server, qa_serve
 
 EMPTY = "the question is empty; type a question"
 
@@ -62,8 +62,7 @@ def test_empty_question_is_one_line_for_the_client_and_in_the_log(server):
 
 @pytest.fixture(scope="module")
 def page(server):
-    if not CHROMIUM.exists():
-        pytest.skip("browser tests need Debian's chromium at /usr/bin/chromium")
+    need_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
