@@ -14,12 +14,13 @@ the others at 08:02-08:09, with one other job on the machine, load 1-4):
     1,000,000  1,289.3    0.23   0.33      0.26          27.0 / 56.3       4,342  5,737.2
 
 (recall@10 of the vector store against exact search: 1.000 at every size; at 1M the one
-segment is IVF, 32 of 4,096 lists probed.) Questions scoped to the first corpus files holding 1% of the
-passages (`scoped`; at 1M, on 2026-12-06, 16:44-17:09 UTC, load 4-5 with the test suite
-running beside it, `--rounds 1`: 13,145 passages in 3 files): retrieve p50/p95 27.4 / 67.8 ms
-against 20.2 / 47.3 ms unscoped in the same run, the scope's keys resolved in 95 ms the first
-time (a snapshot keeps them), no passage outside the scope, recall@10 of the scoped vector
-search against exact scores over the scope 1.000 (eval/results/scale_1m_scoped.json). At 1M the peak (`build_peak_sampled`) is the IVF
+segment is IVF, 32 of 4,096 lists probed.) Questions scoped to the first corpus files holding
+1% of the passages (`scoped`; at 1M, on 2026-12-06, 16:44-17:09 UTC, load 4-5 with the test
+suite running beside it, `--rounds 1`: 13,145 passages in 3 files): retrieve p50/p95 27.4 /
+67.8 ms against 20.2 / 47.3 ms unscoped in the same run, the scope's keys resolved in 95 ms the
+first time (a snapshot keeps them), no passage outside the scope, recall@10 of the scoped
+vector search against exact scores over the scope 1.000 (eval/results/scale_1m_scoped.json).
+At 1M the peak (`build_peak_sampled`) is the IVF
 index being built at the build's commit: 1.5 GB of it is the vectors themselves; RSS after the
 build is 785 MB. The same day, before the pending vectors were freed once written, the vectors
 file was written through plain writes instead of a memory map, the postings merged a block at

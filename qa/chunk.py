@@ -26,6 +26,7 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 
 _BLOCK_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")  # a blank line ends a paragraph
 _WORD = re.compile(r"\S+")
+_SENTENCE_END = re.compile(r"[.?!]")  # Punkt's sentence end characters for English
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,11 @@ def split_sentences(text: str) -> list[Sentence]:
     for b_start, b_end in blocks:
         found: list[Sentence] = []
         for l_start, l_end in _lines(text, b_start, b_end):
-            for s, e in punkt.span_tokenize(text[l_start:l_end]):
+            line = text[l_start:l_end]
+            # Punkt ends sentences only at . ? !: a line without them is one (a short
+            # paragraph, a list item) and costs no Punkt run
+            spans = punkt.span_tokenize(line) if _SENTENCE_END.search(line) else [(0, len(line))]
+            for s, e in spans:
                 s, e = _strip(text, l_start + s, l_start + e)
                 if e > s:
                     found.append(Sentence(s, e, False))
@@ -129,7 +134,8 @@ def chunk_document(doc: Document, settings: ChunkSettings, count: TokenCounter) 
     """One document -> passage nodes carrying offsets and sentence spans in their metadata."""
     text = doc.text
     meta = doc.metadata
-    title = clip_title(meta.get("title", ""), settings, count)
+    # embedded with the title its content gives, also when a sidecar shows another (qa/load.py)
+    title = clip_title(meta.get("content_title", meta.get("title", "")), settings, count)
     budget = settings.max_tokens - (count([title])[0] + 1 if title else 0)
     sentences = split_sentences(text)
     tokens = count([text[s.start : s.end] for s in sentences]) if sentences else []

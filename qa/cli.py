@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"files or folders (default: {SOURCES_HELP})")
     _add_index_option(p, index_home)
     p.add_argument("--rebuild", action="store_true", help="rebuild from scratch")
-    p.add_argument("--remove", nargs="+", metavar="DOC_ID", help="remove documents by doc_id")
+    p.add_argument("--remove", nargs="+", metavar="DOC",
+                   help="remove documents by doc_id, or by a file name or title that names one")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.set_defaults(func=cmd_index)
 

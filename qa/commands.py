@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from qa import home
@@ -55,12 +55,16 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     if args.remove:
         engine = Engine.open(sources=None, index_dir=args.index, store=args.store)
-        removed = engine.remove(args.remove)
-        unknown = [d for d in args.remove if d not in removed]
+        named = {name: _documents_named(engine.index.documents, name) for name in args.remove}
+        removed = engine.remove([found[0] for found in named.values() if len(found) == 1])
         print(f"removed {len(removed)} document(s)")
-        for doc_id in unknown:
-            print(one_line(f"not indexed: {doc_id}"), file=sys.stderr)
-        return 1 if unknown else 0
+        for name, found in named.items():
+            if len(found) > 1:
+                print(one_line(f'ambiguous: "{name}" names {len(found)} documents '
+                               f"({', '.join(found[:5])}); give its doc_id"), file=sys.stderr)
+            elif not found or found[0] not in removed:
+                print(one_line(f"not indexed: {name}"), file=sys.stderr)
+        return 0 if all(len(f) == 1 and f[0] in removed for f in named.values()) else 1
     paths = _sources(args, args.paths)
     if not paths:
         print(f"qa: nothing to index in {args.index}: name files or folders "
@@ -88,6 +92,19 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.paths:
         return 1 if report.errors and not _holds_any(engine.index.files, args.paths) else 0
     return 1 if report.errors and not (report.read or report.unchanged) else 0
+
+
+def _documents_named(documents: Mapping, name: str) -> list[str]:
+    """The doc_ids `name` stands for: itself when a document has that id; else every document
+    whose file name or title it is (case and spacing aside), which must be one to remove."""
+    if name in documents:
+        return [name]
+    wanted = " ".join(name.split()).casefold()
+    if not wanted:
+        return []
+    return [doc_id for doc_id, record in documents.items()
+            if wanted in (" ".join(record.title.split()).casefold(), Path(doc_id).name.casefold(),
+                          Path(record.origin).name.casefold() if record.origin else "")]
 
 
 def _holds_any(files: dict, paths: Sequence[str]) -> bool:

@@ -170,7 +170,8 @@ class PassageIndex:
                 record = DocumentRecord(
                     hash=meta["hash"], text_hash=meta.get("text_hash", ""),
                     origin=meta.get("origin", ""), title=meta.get("title", ""),
-                    source=meta.get("source", doc.doc_id), passages=[n.id_ for n in doc_nodes])
+                    source=meta.get("source", doc.doc_id), passages=[n.id_ for n in doc_nodes],
+                    date=meta.get("date", ""), publisher=meta.get("publisher", ""))
                 self.documents.put(doc.doc_id, record, doc.text)
             texts = [embed_text(n.metadata["embed_title"], n.text) for n in nodes]
             vectors = embedder.encode(texts)

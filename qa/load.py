@@ -1,7 +1,10 @@
 """Files and folders -> LlamaIndex `Document`s with a stable doc_id, plain text, title and source.
 
 One reader per format; a file that cannot be read becomes a `LoadError` naming it and why,
-and the other files are still loaded.
+and the other files are still loaded. A document's title comes from its content (an HTML
+`<title>`, a Markdown page's front matter or heading, a PDF's metadata, else its first line),
+unless a `NAME.meta.json` beside the file names it (with its date and publisher): that title
+is shown and read, while passages are still embedded with the content's (`content_title`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -22,9 +24,12 @@ from typing import TYPE_CHECKING
 from qa.html_text import html_to_text
 from qa.schema import LoadError
 from qa.settings import SUPPORTED_SUFFIXES, LoadSettings
+from qa.titles import first_line, markdown_title, read_sidecar
 
 if TYPE_CHECKING:  # LlamaIndex is imported where a Document is made, not by a question
     from llama_index.core.schema import Document
+
+HASHED = ("content_title", "date", "publisher")  # metadata besides the title that a hash covers
 
 
 @dataclass
@@ -145,9 +150,9 @@ def load_file(file: Path, root: Path, settings: LoadSettings | None = None) -> L
             if suffix in (".html", ".htm"):
                 text, title = _html_to_text(text, limit)
             elif suffix in (".md", ".markdown"):
-                title = _markdown_title(text, limit)
+                title = markdown_title(text, limit)
             else:
-                title = _first_line(text, limit)
+                title = first_line(text, limit)
             meta = {}
     except UnreadableError as exc:
         result.errors.append(LoadError(name, str(exc)))
@@ -157,8 +162,13 @@ def load_file(file: Path, root: Path, settings: LoadSettings | None = None) -> L
             suffix in (".html", ".htm")) else "no text in it (empty or whitespace only)"
         result.errors.append(LoadError(name, reason))
         return result
+    title = title or file.name
+    described = read_sidecar(file, result.notices)
+    shown = described.pop("title", title)
+    if shown != title:  # shown and read; the passages are embedded with the content's title
+        described["content_title"] = title
     result.documents.append(
-        make_document(doc_id, text, title or file.name, source=doc_id, origin=file, **meta)
+        make_document(doc_id, text, shown, source=doc_id, origin=file, **meta, **described)
     )
     return result
 
@@ -170,7 +180,9 @@ def make_document(
 
     metadata = {"doc_id": doc_id, "title": title, "source": source, **meta}
     metadata["origin"] = str(origin.resolve()) if origin else ""
-    metadata["hash"] = content_hash(title + "\x00" + text)  # what was indexed: a change re-embeds
+    about = "".join(f"\x00{key}={meta[key]}" for key in HASHED if meta.get(key))
+    # what was indexed (a change re-embeds): the title, the text and what `HASHED` names
+    metadata["hash"] = content_hash(title + "\x00" + text + about)
     metadata["text_hash"] = content_hash(text)  # the same text under another name is a copy
     return Document(id_=doc_id, text=text, metadata=metadata)
 
@@ -222,25 +234,11 @@ def _utf16(head: bytes) -> str | None:
     return None
 
 
-def _first_line(text: str, limit: int) -> str:
-    """The first line as a title, unless it is longer than `limit` characters."""
-    for line in text.splitlines():
-        line = " ".join(line.split())
-        if line:
-            return line if len(line) <= limit else ""
-    return ""
-
-
-def _markdown_title(text: str, limit: int) -> str:
-    match = re.search(r"^#\s+(.+?)\s*#*\s*$", text, flags=re.MULTILINE)
-    return match.group(1).strip() if match else _first_line(text, limit)
-
-
 def _html_to_text(html: str, limit: int = LoadSettings.max_title_chars) -> tuple[str, str]:
     """Visible text of a page: scripts, styles and other non-content dropped; one block a
     paragraph. Line breaks inside a block are spaces, as a browser shows them."""
     text, title = html_to_text(html)
-    return text, title or _first_line(text, limit)
+    return text, title or first_line(text, limit)
 
 
 _PLACEHOLDER_TITLES = {"untitled", "(anonymous)", "unknown"}  # set by PDF writers, not authors
@@ -266,7 +264,7 @@ def _read_pdf(data: bytes, limit: int) -> tuple[str, str, dict]:
     text = "\n\n".join(texts)
     if not text.strip():
         raise UnreadableError("PDF has no extractable text (scanned images?)")
-    return text, title or _first_line(text, limit), {"page_starts": starts}
+    return text, title or first_line(text, limit), {"page_starts": starts}
 
 
 def _pdf_pages(reader) -> tuple[list[str], list[int], str]:

@@ -21,9 +21,15 @@ class DocumentRecord:
     title: str = ""
     source: str = ""  # shown in citations
     passages: list[str] = field(default_factory=list)
+    date: str = ""  # as its sidecar gives them (qa/titles.py)
+    publisher: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for key in ("date", "publisher"):
+            if not data[key]:
+                del data[key]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DocumentRecord:

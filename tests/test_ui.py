@@ -234,9 +234,13 @@ def test_page_answers_with_a_highlighted_citation(page):
     quoted = " ".join(quote.inner_text().split())
     assert quoted and quoted in " ".join(answer.split())
     assert quote.evaluate("m => getComputedStyle(m).backgroundColor") == "rgb(253, 230, 138)"
-    assert panel.locator(".qa-doc").first.inner_text() == "000_56b9276ed6e05626.txt"
+    card = panel.locator("article.qa-source").first  # the title first, then the file
+    assert card.locator("header").inner_text() == "[1] NATO strengthens presence in Eastern Europe"
+    assert card.locator(".qa-origin").inner_text() == "000_56b9276ed6e05626.txt · CNN, 2022-01-24"
     assert re.fullmatch(r"paragraph \d+", panel.locator(".qa-loc").first.inner_text())
-    assert re.fullmatch(r"score \d\.\d{3}", panel.locator(".qa-score").first.inner_text())
+    assert re.fullmatch(r"match 0\.\d\d", panel.locator(".qa-score").first.inner_text())
+    assert panel.locator(".qa-score").first.get_attribute("title").startswith("How closely")
+    assert not page.locator("#qa-to-sources").is_visible()  # the panel is beside the chat
     context = panel.locator(".qa-context-text").first
     assert not context.is_visible()
     panel.locator(".qa-context summary").first.click()
@@ -393,3 +397,50 @@ def test_script_in_a_document_runs_nothing(page, tmp_path):
     assert dialogs == []
     for selector in ("script", "img[src=x]", "svg[onload]", "a[href^=javascript]"):
         assert page.locator(f"#qa-sources-panel {selector}, #qa-chat {selector}").count() == 0
+
+
+@needs_chromium
+def test_a_phone_shows_the_question_with_its_answer_and_a_way_to_the_sources(browser, server):
+    page = browser.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(server.url)
+    page.wait_for_selector("#qa-question textarea")
+    # (top, bottom) of an element and of the part of it on screen: inside the window and
+    # inside every box around it that scrolls or clips
+    shown = """e => { const r = e.getBoundingClientRect();
+        let top = Math.max(r.top, 0), bottom = Math.min(r.bottom, innerHeight);
+        for (let a = e.parentElement; a; a = a.parentElement) {
+            if (getComputedStyle(a).overflowY === 'visible') continue;
+            const c = a.getBoundingClientRect();
+            top = Math.max(top, c.top); bottom = Math.min(bottom, c.bottom);
+        }
+        return [r.top, r.bottom, top, bottom]; }"""
+    for question in ("What did Russia demand?", "How did the US respond?"):
+        ask(page, question)
+        page.wait_for_timeout(500)  # the answer laid out, the page scrolled
+        asked = page.locator("#qa-chat [data-testid=user]").last
+        top, bottom, seen_top, seen_bottom = asked.evaluate(shown)
+        assert asked.inner_text() == question and (seen_top, seen_bottom) == (top, bottom), (
+            question, top, bottom, seen_top, seen_bottom)  # all of the question
+        *_, seen_top, seen_bottom = page.locator("#qa-chat [data-testid=bot]").last.evaluate(shown)
+        assert seen_bottom - seen_top > 100, question  # and the answer below it
+        link = page.locator("#qa-to-sources a")
+        assert link.is_visible(), question
+        top, bottom, seen_top, seen_bottom = link.evaluate(shown)
+        assert (seen_top, seen_bottom) == (top, bottom), question
+        assert link.inner_text().startswith(("Source", "The closest passages"))
+    boxes = page.evaluate("""() => [...document.querySelectorAll('#qa-chat button')]
+        .filter(b => ['Clear', 'Copy message'].includes(b.getAttribute('aria-label')))
+        .map(b => (b.closest('.icon-button-wrapper') || b).getBoundingClientRect())
+        .map(r => [r.left, r.top, r.right, r.bottom])""")
+    overlapping = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+                   if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]]
+    assert len(boxes) >= 5 and overlapping == []  # the chat's clear and copy buttons
+    page.locator("#qa-to-sources a").click()
+    page.wait_for_function("""() => { const r = document.querySelector('#qa-sources-panel')
+        .getBoundingClientRect(); return r.top >= 0 && r.top < innerHeight / 2; }""")
+    assert page.locator("#qa-sources-panel .qa-source").first.is_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "answer-phone.png"))
+    page.close()

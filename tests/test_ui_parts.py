@@ -114,3 +114,61 @@ def test_store_over_an_existing_upload_can_be_undone(tmp_path):
     item.undo()
     assert (folder / "a.txt").read_text() == "old"
     assert sorted(p.name for p in folder.iterdir()) == ["a.txt"]
+
+
+# ---- what a card and its numbers say -----------------------------------------------------
+def _titled(score: float) -> Passage:
+    return Passage("p1", "a/cnn.txt", "a/cnn.txt", "NATO strengthens presence", "Troops moved.",
+                   0, 13, score)
+
+
+def test_a_card_shows_the_title_first_then_the_file_publisher_and_date():
+    citation = Citation(1, _titled(0.41), "Troops moved.", 0, 13)
+    answer = Answer("q", "q", True, "Troops moved. [1]", [citation], [citation.passage], 0.8)
+    html = render.sources_html(answer, lambda doc_id: "Troops moved.", lambda doc_id: "CNN, 2022")
+    header = re.search(r"<header>(.*?)</header>", html).group(1)
+    assert header.endswith('<span class="qa-title">NATO strengthens presence</span>')
+    origin = re.search(r'<div class="qa-origin">(.*?)</div>', html).group(1)
+    assert origin == ('<span class="qa-doc" title="a/cnn.txt">a/cnn.txt</span> · '
+                      '<span class="qa-byline">CNN, 2022</span>')
+    untitled = Passage("p2", "notes.txt", "notes.txt", "notes.txt", "Hi.", 0, 3, 0.3)
+    html = render.sources_html(Answer("q", "q", False, "No.", [], [untitled], 0.1),
+                               lambda doc_id: "Hi.")
+    assert '<header><span class="qa-doc" title="notes.txt">notes.txt</span></header>' in html
+    assert "qa-origin" not in html  # the file once, as the heading
+
+
+def _numbers(html: str) -> list[tuple[str, str]]:
+    """(text, hover text) of every number the panel shows."""
+    return re.findall(r'<span class="[^"]*" title="([^"]*)">([a-z\' ]*\d\.\d+)</span>', html)
+
+
+def test_each_number_is_named_explained_on_hover_and_shown_only_when_it_applies():
+    searched = Citation(1, _titled(0.41), "Troops moved.", 0, 13)
+    answer = Answer("q", "q", True, "Troops moved. [1]", [searched], [searched.passage], 0.8)
+    shown = _numbers(render.sources_html(answer, lambda doc_id: "Troops moved."))
+    assert [text for _, text in shown] == ["confidence 0.80", "match 0.41"]
+    assert all(len(hover) > 40 for hover, _ in shown) and shown[0][0] != shown[1][0]
+    # quotes a rule picked (a summary's opening, the sentence introducing a name): read from
+    # the document, not found by the search, with no confidence computed; so neither number
+    lead = Citation(1, _titled(0.0), "Troops moved.", 0, 13)
+    by_rule = Answer("Summarize it", "Summarize it", True, "Troops moved. [1]", [lead],
+                     [_titled(0.02)], 1.0)
+    html = render.sources_html(by_rule, lambda doc_id: "Troops moved.")
+    visible = re.sub(r"<[^>]*>", "", html)
+    assert _numbers(html) == [] and "score" not in visible and "confidence" not in visible
+    assert re.search(r'class="qa-confidence qa-rule" title="[^"]{40,}">from the document\'s '
+                     r"opening</span>", html)
+    declined = Answer("q", "q", False, "No.", [], [_titled(0.12)], 0.1)
+    shown = _numbers(render.sources_html(declined, lambda doc_id: "Troops moved."))
+    assert [text for _, text in shown] == ["match 0.12"]
+
+
+def test_the_link_to_the_sources_says_what_is_there():
+    searched = Citation(1, _titled(0.41), "Troops moved.", 0, 13)
+    answer = Answer("q", "q", True, "Troops moved. [1]", [searched, searched], [], 0.8)
+    assert render.sources_link(None) == ""
+    link = render.sources_link(answer)
+    assert link.startswith('<a class="qa-to-sources" href="#qa-sources-panel">Sources: the 2')
+    declined = Answer("q", "q", False, "No.", [], [_titled(0.12)], 0.1)
+    assert "closest passages" in render.sources_link(declined)

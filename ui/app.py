@@ -22,7 +22,7 @@ from qa.engine import Engine
 from qa.errors import QAError
 from qa.schema import Answer
 from qa.service import ASK_DOC, DOCUMENTS_DOC, MAX_K, SEARCH_DOC, WHERE_DOC, Service
-from qa.ui import render
+from qa.ui import render, scripts
 from qa.ui.http_api import DefaultArguments, make_api
 from qa.ui.library import FileResult, Library
 from qa.ui.uploads import DEFAULT_MAX_MB
@@ -33,15 +33,6 @@ EXAMPLES = (
     "What did NATO countries send to Eastern Europe?",
 )
 STYLE = Path(__file__).with_name("style.css")
-# Opening "Show in document" scrolls the surrounding text to the passage. (`toggle` does not
-# bubble, hence the capture listener on the panel.)
-SCROLL_TO_PASSAGE = """
-element.addEventListener('toggle', (event) => {
-  const box = event.target.querySelector('.qa-context-text');
-  const here = box && box.querySelector('.qa-here');
-  if (event.target.open && here) box.scrollTop = Math.max(0, here.offsetTop - 24);
-}, true);
-"""
 API_ARITY = {"ask": 3, "search": 3, "list_documents": 0}  # the Gradio API's arguments
 HISTORY_ARG = "the conversation's earlier questions, oldest first (may be omitted)"
 READ_ONLY_NOTE = (
@@ -104,7 +95,8 @@ def build_app(
     # ---- handlers ----------------------------------------------------------------------
     def conversation(questions: list[str], answers: list[Answer], shown: Answer | None):
         chat = render.chat_messages(questions, answers)
-        return chat, questions, answers, render.sources_html(shown, lib.doc_text)
+        panel = render.sources_html(shown, lib.doc_text, lib.byline)
+        return chat, questions, answers, panel, render.sources_link(shown)
 
     @one_line_errors
     def respond(question: str, questions: list[str], answers: list[Answer],
@@ -126,16 +118,16 @@ def build_app(
         return "", *conversation([], [], None)
 
     @one_line_errors
-    def show_sources(evt: gr.SelectData, answers: list[Answer]) -> str:
+    def show_sources(evt: gr.SelectData, answers: list[Answer]) -> tuple[str, str]:
         """Clicking a message shows the sources of its answer."""
         index = evt.index if isinstance(evt.index, int) else evt.index[0]
-        if not answers:
-            return render.EMPTY_SOURCES
-        return render.sources_html(answers[min(index // 2, len(answers) - 1)], lib.doc_text)
+        shown = answers[min(index // 2, len(answers) - 1)] if answers else None
+        return render.sources_html(shown, lib.doc_text, lib.byline), render.sources_link(shown)
 
     @one_line_errors
     def document_rows():
-        return [[d["doc_id"], d["title"], d["passages"]] for d in lib.documents()]
+        return [[d["title"], d["doc_id"], lib.byline(d["doc_id"]), d["passages"]]
+                for d in lib.documents()]
 
     @one_line_errors
     def scope_choices(picked: list[str] | None):
@@ -198,7 +190,7 @@ def build_app(
             elem_id="qa-intro",
         )
         with gr.Tab("Ask", elem_id="qa-tab-ask"):
-            with gr.Row(equal_height=False):
+            with gr.Row(equal_height=False, elem_id="qa-ask-row"):
                 with gr.Column(scale=3):
                     chat = gr.Chatbot(
                         label="Conversation",
@@ -210,6 +202,8 @@ def build_app(
                         feedback_options=None,
                         buttons=["copy"],
                     )
+                    to_sources = gr.HTML("", elem_id="qa-to-sources", container=False,
+                                         padding=False)  # shown on narrow screens (style.css)
                     with gr.Row():
                         box = gr.Textbox(
                             show_label=False,
@@ -232,7 +226,7 @@ def build_app(
                         elem_id="qa-sources-panel",
                         label="Sources",
                         max_height=640,
-                        js_on_load=SCROLL_TO_PASSAGE,
+                        js_on_load=scripts.ON_LOAD,
                     )
         with gr.Tab("Documents", elem_id="qa-tab-documents"):
             if allow_changes:
@@ -246,8 +240,8 @@ def build_app(
             else:
                 gr.Markdown(READ_ONLY_NOTE, elem_id="qa-read-only")
             table = gr.Dataframe(
-                headers=["doc_id", "title", "passages"],
-                datatype=["str", "str", "number"],
+                headers=["title", "doc_id", "published", "passages"],
+                datatype=["str", "str", "str", "number"],
                 interactive=False,
                 label="Indexed documents",
                 elem_id="qa-documents",
@@ -267,12 +261,12 @@ def build_app(
 
         # ---- events --------------------------------------------------------------------
         private = {"api_visibility": "private"}
-        turn = [box, chat, questions, answers, sources]
+        turn = [box, chat, questions, answers, sources, to_sources]
         box.submit(respond, [box, questions, answers, scope], turn, **private)
         ask_button.click(respond, [box, questions, answers, scope], turn, **private)
         chat.example_select(respond_example, [questions, answers, scope], turn, **private)
         table.change(scope_choices, scope, scope, **private)  # loaded, uploaded, removed
-        chat.select(show_sources, [answers], sources, **private)
+        chat.select(show_sources, [answers], [sources, to_sources], **private)
         new.click(new_conversation, None, turn, **private)
         chat.clear(new_conversation, None, turn, **private)
         if allow_changes:

@@ -72,6 +72,12 @@ class Library:
     def documents(self) -> list[dict]:
         return self.engine.documents()
 
+    def byline(self, doc_id: str) -> str:
+        """Who published a document and when, as its sidecar says ("CNN, 2022-01-24"); ""
+        when it says neither, or the document is no longer indexed."""
+        record = self.engine.snapshot().index.documents.get(doc_id)
+        return ", ".join(x for x in (record.publisher, record.date) if x) if record else ""
+
     # ---- changing ----------------------------------------------------------------------
     def add(self, files: Sequence[str | Path], progress: Progress) -> list[FileResult]:
         """Store and index uploaded files, one at a time; one result line per file (and per

@@ -14,6 +14,21 @@ from qa.schema import Answer, Citation, Passage
 
 CONTEXT_CHARS = 700  # document text shown on each side of a passage when it is opened
 DocText = Callable[[str], str]  # doc_id -> the document's text
+Byline = Callable[[str], str]  # doc_id -> who published it and when ("CNN, 2022-01-24"), or ""
+
+# What each number means, shown on hover; each number means one thing wherever it appears.
+CONFIDENCE_HELP = (
+    "How likely the quoted sentences are to answer the question, from 0 to 1, as qa estimates "
+    "it; below its threshold qa declines instead of answering."
+)
+MATCH_HELP = (
+    "How closely the search matched this passage to the question, from 0 to 1 (meaning and "
+    "shared words together). It ranks the passages; it is not the answer's confidence."
+)
+RULE_HELP = (
+    "Quoted by a rule rather than scored against the question: a summary quotes the opening "
+    "of the document, 'Who is X?' the sentence that introduces X. No confidence applies."
+)
 
 EMPTY_SOURCES = (
     '<div class="qa-sources qa-empty"><p>Ask a question: the passages its answer quotes appear '
@@ -54,71 +69,117 @@ def chat_messages(questions: Sequence[str], answers: Sequence[Answer]) -> list[d
 
 
 # ---- sources panel (HTML) --------------------------------------------------------------
-def sources_html(answer: Answer | None, doc_text: DocText) -> str:
+def no_byline(doc_id: str) -> str:
+    return ""
+
+
+def sources_html(answer: Answer | None, doc_text: DocText, byline: Byline = no_byline) -> str:
     """The sources panel for one answer: each citation's passage with its quote highlighted;
-    for a declined answer, the closest passages."""
+    for a declined answer, the closest passages. A passage shows its search match when the
+    search chose it: not when a rule picked the quotes."""
     if answer is None:
         return EMPTY_SOURCES
     if answer.answered and answer.citations:
         head = (
-            f'<div class="qa-status qa-status-answered">Sources for this answer '
-            f'<span class="qa-confidence">confidence {answer.confidence:.2f}</span></div>'
+            '<div class="qa-status qa-status-answered">Sources for this answer '
+            f"{basis_html(answer, doc_text)}</div>"
         )
-        cards = [citation_card(c, doc_text) for c in answer.citations]
+        rule = by_rule(answer)
+        cards = [citation_card(c, doc_text, byline, None if rule else c.passage.score)
+                 for c in answer.citations]
         kind = "qa-answered"
     else:
         head = (
             '<div class="qa-status qa-status-declined">The documents do not answer this. '
             "The closest passages:</div>"
         )
-        cards = [passage_card(p, doc_text) for p in answer.passages]
+        cards = [passage_card(p, doc_text, byline) for p in answer.passages]
         if not cards:
             cards = ['<p class="qa-none">No passages: the index is empty.</p>']
         kind = "qa-declined"
     return f'<div class="qa-sources {kind}">{head}{"".join(cards)}</div>'
 
 
-def citation_card(citation: Citation, doc_text: DocText) -> str:
+def basis_html(answer: Answer, doc_text: DocText) -> str:
+    """What an answer's quotes rest on: its confidence; or, when a rule picked them, which
+    rule (no confidence is computed for those)."""
+    if not by_rule(answer):
+        return (f'<span class="qa-confidence" title="{html.escape(CONFIDENCE_HELP)}">'
+                f"confidence {answer.confidence:.2f}</span>")
+    first = answer.citations[0]
+    opening = not doc_text(first.passage.doc_id)[: first.quote_start].strip()
+    rule = "from the document's opening" if opening else "from the sentence introducing the name"
+    return f'<span class="qa-confidence qa-rule" title="{html.escape(RULE_HELP)}">{rule}</span>'
+
+
+def by_rule(answer: Answer) -> bool:
+    """Whether a rule picked the answer's quotes (a document's opening for "Summarize ...",
+    the sentence introducing X for "Who is X?"): their passages are then read from the
+    document rather than returned by the search, so none carries a search score."""
+    return bool(answer.answered and answer.citations) and all(
+        c.passage.score == 0.0 for c in answer.citations)
+
+
+def citation_card(citation: Citation, doc_text: DocText, byline: Byline = no_byline,
+                  match: float | None = None) -> str:
+    """`match`: the passage's search score, when the search returned it."""
     quote = (citation.quote_start, citation.quote_end)
-    return _card(
-        citation.passage,
-        doc_text,
-        label=f"[{citation.n}]",
-        quote=quote,
-        anchor=f"qa-source-{citation.n}",
-    )
+    return _card(citation.passage, doc_text, byline, label=f"[{citation.n}]", quote=quote,
+                 anchor=f"qa-source-{citation.n}", match=match)
 
 
-def passage_card(passage: Passage, doc_text: DocText) -> str:
-    return _card(passage, doc_text, label="", quote=None, anchor="")
+def passage_card(passage: Passage, doc_text: DocText, byline: Byline = no_byline) -> str:
+    """A passage the search returned, with its match."""
+    return _card(passage, doc_text, byline, label="", quote=None, anchor="", match=passage.score)
 
 
 def _card(
     passage: Passage,
     doc_text: DocText,
+    byline: Byline,
     label: str,
     quote: tuple[int, int] | None,
     anchor: str,
+    match: float | None,
 ) -> str:
+    """A passage under its document's title, then its file, publisher and date, its place in
+    the document and its search match."""
     text = doc_text(passage.doc_id)
     marks = [(quote[0], quote[1], '<mark class="qa-quote">', "</mark>")] if quote else []
     body = marked(text, passage.start, passage.end, marks)
     e = html.escape
-    title = ""
-    if passage.title and passage.title != passage.source:
-        title = f'<div class="qa-title">{e(passage.title)}</div>'
+    doc = f'<span class="qa-doc" title="{e(passage.doc_id)}">{e(passage.source)}</span>'
+    titled = bool(passage.title) and passage.title != passage.source
+    origin = [doc] if titled else []
+    if published := byline(passage.doc_id):
+        origin.append(f'<span class="qa-byline">{e(published)}</span>')
+    meta = [f'<span class="qa-loc">{e(location(passage, text))}</span>']
+    if match is not None:
+        meta.append(f'<span class="qa-score" title="{e(MATCH_HELP)}">match {match:.2f}</span>')
     n = f'<span class="qa-n">{e(label)}</span> ' if label else ""
     anchor_attr = f' id="{e(anchor)}"' if anchor else ""
+    heading = f'<span class="qa-title">{e(passage.title)}</span>' if titled else doc
     return (
         f'<article class="qa-source"{anchor_attr}>'
-        f'<header>{n}<span class="qa-doc" title="{e(passage.doc_id)}">{e(passage.source)}</span>'
-        f"</header>{title}"
-        f'<div class="qa-meta"><span class="qa-loc">{e(location(passage, text))}</span> · '
-        f'<span class="qa-score">score {passage.score:.3f}</span></div>'
+        f"<header>{n}{heading}</header>"
+        + (f'<div class="qa-origin">{" · ".join(origin)}</div>' if origin else "")
+        + f'<div class="qa-meta">{" · ".join(meta)}</div>'
         f'<p class="qa-passage">{body}</p>'
         f"{context_html(passage, text, marks)}"
         "</article>"
     )
+
+
+def sources_link(answer: Answer | None) -> str:
+    """A link down to the sources panel, for screens where it is below the chat."""
+    if answer is None:
+        return ""
+    if answer.answered and answer.citations:
+        n = len(answer.citations)
+        what = f"Sources: the {n} passages quoted" if n > 1 else "Source: the passage quoted"
+    else:
+        what = "The closest passages"
+    return f'<a class="qa-to-sources" href="#qa-sources-panel">{what} ↓</a>'
 
 
 def context_html(passage: Passage, text: str, marks: Sequence[tuple]) -> str:
