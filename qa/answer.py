@@ -83,11 +83,13 @@ def choose(ranked: list[Candidate], s: AnswerSettings) -> list[Candidate]:
 
 
 def cite(chosen: list[Candidate]) -> list[Citation]:
-    """One citation per quote; sentences adjacent in one passage become one quote."""
+    """One citation per quote; sentences adjacent in one passage become one quote, unless
+    structure parts them (a list marker: quotes hold no Markdown markers)."""
     groups: list[list[Candidate]] = []
     for c in chosen:
         for g in groups:
-            if g[0].passage.id == c.passage.id and any(abs(o.index - c.index) == 1 for o in g):
+            if any(o.passage.id == c.passage.id and abs(o.index - c.index) == 1
+                   and not between(o, c) for o in g):
                 g.append(c)
                 break
         else:
@@ -95,9 +97,18 @@ def cite(chosen: list[Candidate]) -> list[Citation]:
     citations = []
     for n, group in enumerate(groups, start=1):
         passage = group[0].passage
-        start = min((c.lead_in or c).start for c in group)  # a lead-in is quoted too
+        # a lead-in is quoted too
+        start = min((c.lead_in if c.lead_in and not between(c.lead_in, c) else c).start
+                    for c in group)
         end = max(c.end for c in group)
         quote = passage.text[start - passage.start : end - passage.start]
         citations.append(Citation(n=n, passage=passage, quote=quote,
                                   quote_start=start, quote_end=end))
     return citations
+
+
+def between(a: Candidate, b: Candidate) -> str:
+    """The text between two sentences of a passage, other than white space."""
+    first, second = sorted((a, b), key=lambda c: c.start)
+    return first.passage.text[first.end - first.passage.start : second.start
+                              - first.passage.start].strip()

@@ -19,7 +19,7 @@ from functools import lru_cache
 
 from llama_index.core.schema import Document, NodeRelationship, RelatedNodeInfo, TextNode
 
-from qa.english import is_heading_paragraph
+from qa.english import MARKDOWN_BLOCK, is_heading_paragraph
 from qa.settings import ChunkSettings
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
@@ -27,6 +27,8 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 _BLOCK_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")  # a blank line ends a paragraph
 _WORD = re.compile(r"\S+")
 _SENTENCE_END = re.compile(r"[.?!]")  # Punkt's sentence end characters for English
+_MD_HEADING = re.compile(r"[ \t]*#{1,6}[ \t]")
+_MD_MARKER = re.compile(r"[ \t]*" + MARKDOWN_BLOCK.pattern)
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,16 @@ def _punkt():
 
 def _lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Split a paragraph at line breaks, except where the next line continues a sentence
-    (starts lowercase, or the line ends with a hyphen or comma), as in hard-wrapped text."""
+    (starts lowercase, or the line ends with a hyphen or comma), as in hard-wrapped text; a
+    Markdown heading line, or a line opening a list item, is never joined."""
     spans, cur = [], start
     for match in re.finditer(r"\n", text[start:end]):
         cut = start + match.start()
         before = text[cur:cut].rstrip()
         after = text[cut + 1 : end].lstrip()
-        if before and after and not (after[0].islower() or before[-1] in "-,;"):
+        line = text[text.rfind("\n", start, cut) + 1 : cut]
+        marked = _MD_HEADING.match(line) or MARKDOWN_BLOCK.match(after)
+        if before and after and (marked or not (after[0].islower() or before[-1] in "-,;")):
             spans.append((cur, cut))
             cur = cut + 1
     spans.append((cur, end))
@@ -79,7 +84,11 @@ def split_sentences(text: str) -> list[Sentence]:
             line = text[l_start:l_end]
             # Punkt ends sentences only at . ? !: a line without them is one (a short
             # paragraph, a list item) and costs no Punkt run
-            spans = punkt.span_tokenize(line) if _SENTENCE_END.search(line) else [(0, len(line))]
+            # a list marker ("1.") opens the item's first sentence, not one of its own
+            m = marker.end() if (marker := _MD_MARKER.match(line)) else 0
+            spans = (punkt.span_tokenize(line[m:]) if _SENTENCE_END.search(line)
+                     else [(0, len(line) - m)])
+            spans = [(0 if i == 0 else s + m, e + m) for i, (s, e) in enumerate(spans)]
             for s, e in spans:
                 s, e = _strip(text, l_start + s, l_start + e)
                 if e > s:

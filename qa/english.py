@@ -280,7 +280,48 @@ def is_heading_line(text: str, before: str, after: str) -> bool:
     """A line of its own without closing punctuation: a title, heading or caption."""
     starts_line = not before.strip() or before.rstrip(" \t").endswith("\n")
     ends_line = not after.strip() or after.lstrip(" \t").startswith("\n")
-    return starts_line and ends_line and not text.rstrip().endswith(_CLOSING)
+    return starts_line and ends_line and not text.rstrip().rstrip("*_").endswith(_CLOSING)
+
+
+# Markdown's structure at the start of a line: headings, quotes, list markers
+MARKDOWN_BLOCK = re.compile(r"(?:#{1,6}[ \t]+|>[ \t]?|(?:[-*+]|\d{1,3}[.)])[ \t]+)+")
+_ORPHAN = re.compile(r"(\*\*|__)[ \t]+")  # a bold lead's closing `**`, cut from it
+_BOLD_LEAD = re.compile(r"(\*\*|__)(?:(?!\1).)+?(?:\1)?", re.DOTALL)
+
+
+def markdown_trim(text: str, line_start: bool) -> tuple[int, int]:
+    """The span of `text` without Markdown's markers at its edges (quotes keep exact offsets):
+    `## `, `1. `, `- ` starting a line, a bold lead's `**` cut into it, `**` around it all."""
+    start, end = 0, len(text)
+    if line_start and (block := MARKDOWN_BLOCK.match(text)):
+        start = block.end()
+    orphan = _ORPHAN.match(text, start)  # "** Priya owns ..."
+    if orphan:
+        start = orphan.end()
+    for mark in ("**", "__"):
+        inner = text[start:end]
+        if len(inner) > 4 and inner.startswith(mark) and inner.endswith(mark) and (
+                mark not in inner[2:-2]):
+            start, end = start + 2, end - 2
+    return start, end
+
+
+def is_structure(text: str, before: str, after: str, max_words: int = 12) -> bool:
+    """Structure, not a sentence: a title, heading or caption line (`is_heading_line`), a
+    Markdown heading, a list item's bold lead ("1. **CI migration.**" before its sentence)."""
+    if is_heading_line(text, before, after):
+        return True
+    if before.strip() and not before.rstrip(" \t").endswith("\n"):
+        return False  # not at the start of a line
+    if (block := MARKDOWN_BLOCK.match(text)) and block.group().lstrip().startswith("#"):
+        return True  # a Markdown heading
+    rest = text[block.end() if block else 0 :]
+    lead = _BOLD_LEAD.fullmatch(rest)
+    if not lead or len(rest.split()) > max_words:
+        return False
+    if rest.endswith(lead.group(1)):  # closed: a lead when the line goes on after it
+        return bool(after.strip()) and not after.lstrip(" \t").startswith("\n")
+    return after.startswith(lead.group(1))  # its closing `**` cut off into the next sentence
 
 
 def is_heading_paragraph(last_char: str, words: int, max_words: int) -> bool:
@@ -291,7 +332,8 @@ def is_heading_paragraph(last_char: str, words: int, max_words: int) -> bool:
 def continues(gap: str, text: str, fragment_words: int) -> bool:
     """The sentence `text` is a piece of the one before it (same paragraph): it starts in lower
     case, or has at most `fragment_words` words, or no letter ("at 3 p.m." keeps its "ET")."""
-    if _PARAGRAPH_BREAK.search(gap):
+    if (_PARAGRAPH_BREAK.search(gap) or "\n" in gap and MARKDOWN_BLOCK.match(text)
+            or _ORPHAN.match(text)):  # a new paragraph, list item or heading; after a bold lead
         return False
     return text[:1].islower() or len(text.split()) <= fragment_words or not any(
         ch.isalpha() for ch in text

@@ -86,11 +86,12 @@ class SentenceReader:
         length = min(facts.length, self.settings.long_question) / self.settings.long_question
         if facts.asks == "overview" and self.settings.overview_rule and passages:
             return Reading(self.lead(passages[0].doc_id), Features(length=length), True)
-        ranked = self.score(facts, queries, passages)
+        scored = self.score(facts, queries, passages)
+        ranked = [c for c in scored if not c.heading]  # a heading names its section: no answer
         if not ranked:
             return Reading([], Features(length=length))
         best = ranked[0]
-        median = float(np.median([c.score for c in ranked]))
+        median = float(np.median([c.score for c in scored]))
         words = best.maxima is not None and best.maxima.size
         features = Features(cosine=best.support, gap=best.score - median, focus=best.focus,
                             asked=self.asked_for(facts, best), length=length,
@@ -121,16 +122,17 @@ class SentenceReader:
             yield from self.candidates([self.index.passage(passage_id)])
 
     def lead(self, doc_id: str) -> list[Candidate]:
-        """A document's lead: its title line (when its text opens with one) and its first
-        sentences: `lead_sentences`, or fewer once they hold `lead_words` words."""
+        """A document's lead: its first sentences, `lead_sentences` or fewer once they hold
+        `lead_words` words; not its title, dateline or heading lines (structure, not quoted)."""
         out: list[Candidate] = []
         words = sentences = 0
         for c in self.sentences(doc_id):
-            if c.heading and sentences:
-                break  # a heading after the first sentence opens the next section
+            if c.heading:
+                if sentences:
+                    break  # a heading after the first sentence opens the next section
+                continue
             out.append(c)
-            if not c.heading:
-                words, sentences = words + len(c.text.split()), sentences + 1
+            words, sentences = words + len(c.text.split()), sentences + 1
             if words >= self.settings.lead_words or sentences >= self.settings.lead_sentences:
                 break
         return out
@@ -192,8 +194,14 @@ class SentenceReader:
                 else:
                     units.append([a, b])
             for i, (a, b) in enumerate(units):
+                before, after = passage.text[:a], passage.text[b:]
+                heading = english.is_structure(passage.text[a:b], before, after)
+                if not heading:  # quoted without the Markdown markers at its edges
+                    line_start = not before.strip() or before.rstrip(" \t").endswith("\n")
+                    x, y = english.markdown_trim(passage.text[a:b], line_start)
+                    a, b = a + x, a + y
                 c = Candidate(passage, i, passage.start + a, passage.start + b, passage.text[a:b])
-                c.heading = english.is_heading_line(c.text, passage.text[:a], passage.text[b:])
+                c.heading = heading
                 out.append(c)
         return out
 
