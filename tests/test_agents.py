@@ -127,6 +127,18 @@ def test_gradio_call_with_only_the_question_uses_the_defaults(served):
     assert "Traceback" not in served.log.read_text()[len(before):]
 
 
+@pytest.mark.parametrize("path, body, error", [
+    ("gradio_api/queue/join", {"data": ["x"], "fn_index": 999, "session_hash": "s"},
+     "no function with fn_index 999"),
+    ("gradio_api/call/nope", {"data": ["x"]}, "no API function named 'nope'"),
+])
+def test_an_unknown_gradio_function_is_a_404_in_one_line(served, path, body, error):
+    before = served.log.read_text()
+    code, reply = post(served.url + path, body)
+    assert (code, reply) == (404, {"error": error})
+    assert "Traceback" not in served.log.read_text()[len(before):]
+
+
 # ---- MCP ---------------------------------------------------------------------------------
 async def _use_tools(session, scope: str) -> dict:
     await session.initialize()

@@ -23,7 +23,7 @@ from qa.errors import QAError
 from qa.schema import Answer
 from qa.service import ASK_DOC, DOCUMENTS_DOC, MAX_K, SEARCH_DOC, WHERE_DOC, Service
 from qa.ui import render, scripts
-from qa.ui.http_api import DefaultArguments, make_api
+from qa.ui.http_api import GradioCalls, make_api
 from qa.ui.library import FileResult, Library
 from qa.ui.uploads import DEFAULT_MAX_MB
 
@@ -368,7 +368,7 @@ def serve(
         run_history=False,
         # the JSON API (ui/http_api.py), mounted ahead of Gradio's own routes
         app_kwargs={"routes": [Mount("/api", make_api(Service(engine)))],
-                    "middleware": [Middleware(DefaultArguments, arity=API_ARITY)]},
+                    "middleware": [Middleware(GradioCalls, blocks=app, arity=API_ARITY)]},
         footer_links=["api"],
         # The route refuses anything far past the cap, so a huge file never fills the disk;
         # files between the two get the app's own one-line message. A read-only page takes none.

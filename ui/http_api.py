@@ -98,22 +98,30 @@ def _first_problem(exc: RequestValidationError) -> str:
     return f"{where}: {message}" if where else message
 
 
-class DefaultArguments:
-    """ASGI middleware: a raw call of one of the app's Gradio API functions
-    (`POST /gradio_api/call/NAME` or `/gradio_api/run/NAME`) that leaves out trailing
-    arguments gets them as null, which the functions read as their defaults. (Gradio's own
-    client fills them in; Gradio's server refuses the call with a traceback in its log.)"""
+class GradioCalls:
+    """ASGI middleware in front of Gradio's own API routes, for raw HTTP clients:
+    - a call of a function the app does not have (`POST /gradio_api/call/NAME`,
+      `/gradio_api/run/NAME`, or `/gradio_api/queue/join` with an unknown `fn_index`) is
+      refused with 404 and one line of JSON (Gradio answers it with a 500 and a traceback);
+    - a call of one of the app's API functions that leaves out trailing arguments gets them as
+      null, which the functions read as their defaults (Gradio's own client fills them in;
+      Gradio's server refuses the call with a traceback in its log)."""
 
-    def __init__(self, app, arity: dict[str, int]) -> None:
+    def __init__(self, app, blocks, arity: dict[str, int]) -> None:
         self.app = app
+        self.blocks = blocks  # the gr.Blocks whose functions are served
         self.arity = arity
 
     async def __call__(self, scope, receive, send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
         prefix, _, name = path.rstrip("/").rpartition("/")
-        if scope.get("method") != "POST" or name not in self.arity or not prefix.endswith(
-                ("/gradio_api/call", "/gradio_api/run")):
+        called = prefix.endswith(("/gradio_api/call", "/gradio_api/run"))
+        joined = path.rstrip("/").endswith("/gradio_api/queue/join")
+        if scope.get("method") != "POST" or not (called or joined):
             return await self.app(scope, receive, send)
+        fns = self.blocks.fns
+        if called and name not in {f.api_name for f in fns.values() if f.api_name}:
+            return await _refuse(send, f"no API function named {name!r}")
         body, more = b"", True
         while more:
             message = await receive()
@@ -124,7 +132,13 @@ class DefaultArguments:
             if len(body) > MAX_BODY:  # not ours to read whole: Gradio answers it as it is
                 return await self.app(scope, _replay([{**message, "body": body}], receive),
                                       send)
-        body = _padded(body, self.arity[name])
+        request = _json(body)
+        if joined:
+            fn_index = request.get("fn_index") if isinstance(request, dict) else None
+            if isinstance(fn_index, int) and fn_index not in fns:
+                return await _refuse(send, f"no function with fn_index {fn_index}")
+        elif name in self.arity:
+            body = _padded(request, self.arity[name], body)
         headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
         await self.app({**scope, "headers": headers},
@@ -132,17 +146,27 @@ class DefaultArguments:
                                receive), send)
 
 
-def _padded(body: bytes, arity: int) -> bytes:
+async def _refuse(send, message: str) -> None:
+    log.info("refused: %s", message)
+    await _error(404, message)({"type": "http"}, _replay([]), send)
+
+
+def _json(body: bytes) -> Any:
     import json
 
     try:
-        request = json.loads(body)
+        return json.loads(body)
     except ValueError:
-        return body
+        return None
+
+
+def _padded(request: Any, arity: int, body: bytes) -> bytes:
+    """The body with `data` padded with nulls to `arity` values (as it was otherwise)."""
+    import json
+
     data = request.get("data") if isinstance(request, dict) else None
     if isinstance(data, list) and len(data) < arity:
-        request["data"] = data + [None] * (arity - len(data))
-        return json.dumps(request).encode()
+        return json.dumps({**request, "data": data + [None] * (arity - len(data))}).encode()
     return body
 
 
