@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 
-FORMAT_VERSION = 6  # the index layout; a change rebuilds indexes written before it
+FORMAT_VERSION = 7  # the index layout; a change rebuilds indexes written before it
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl")
 
 

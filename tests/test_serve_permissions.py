@@ -166,6 +166,7 @@ def test_library_refuses_a_source_document_and_lists_only_uploads(seed_index_dir
 
     index, data = tmp_path / "index", tmp_path / "data"
     shutil.copytree(seed_index_dir, index)
+    (data / "uploads").mkdir(parents=True)  # as `qa serve` makes it: a source must exist
     engine = Engine.open(sources=[SEEDS, data / "uploads"], index_dir=index)
     lib = Library(engine, data, 1)
     doc = tmp_path / "Lighthouse notes.md"
