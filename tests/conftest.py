@@ -24,6 +24,17 @@ NO_CHROMIUM = (f"the browser tests need Chromium (looked for QA_CHROMIUM, chromi
                "`sudo apt-get install chromium`")
 
 
+@pytest.fixture(scope="session")
+def playwright_driver():
+    """Playwright's sync driver, one per test process: its sync API refuses a second one while
+    another runs, so every browser test starts its browser from this one."""
+    need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
 def need_chromium() -> None:
     """Skip a browser test loudly when there is no Chromium, and fail it under CI (CI=true),
     where a skipped face would pass unseen."""

@@ -5,6 +5,7 @@ client (raw HTTP, the MCP SDK's `ClientSession`)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import http.client
 import json
 import os
@@ -16,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import CHROMIUM, ROOT, SEED_FILE, SEEDS, need_chromium
+from conftest import CHROMIUM, ROOT, SEED_FILE, SEEDS
 from test_ui import CHROMIUM_FLAGS, WAIT_MS, ask, qa_serve
 
 RUSSIA = "What did Russia demand?"
@@ -43,6 +44,13 @@ def post(url: str, body: object, raw: bytes | None = None) -> tuple[int, dict]:
             return response.status, json.load(response)
     except urllib.error.HTTPError as err:
         return err.code, json.load(err)
+
+
+def in_a_thread(run) -> dict:
+    """`asyncio.run(run())` on a thread of its own: the browser tests' Playwright driver keeps
+    an event loop running on this one."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(run())).result(timeout=600)
 
 
 def quotes_match_the_article(answer: dict) -> None:
@@ -176,7 +184,7 @@ def test_mcp_over_http_beside_the_app(served):
             async with ClientSession(read, write) as session:
                 return await _use_tools(session, "notes/*")
 
-    seen = asyncio.run(run())
+    seen = in_a_thread(run)
     check_tools(seen, "shed.txt", {SEED_FILE.name, "shed.txt"})
 
 
@@ -207,25 +215,22 @@ def test_qa_mcp_on_stdio_as_the_readme_configures_it(seed_index_dir, tmp_path):
             async with ClientSession(read, write) as session:
                 return await _use_tools(session, "*.txt")
 
-    seen = asyncio.run(run())
+    seen = in_a_thread(run)
     check_tools(seen, SEED_FILE.name, {SEED_FILE.name})
 
 
 # ---- the page: asking about some documents ------------------------------------------------
-def test_the_page_asks_only_in_the_documents_picked(served):
-    need_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:  # closed at the end: one Playwright at a time per process
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        page = browser.new_page()
-        page.set_default_timeout(WAIT_MS)
-        page.goto(served.url)
-        page.wait_for_selector("#qa-question textarea")
-        page.click("#qa-scope input")
-        page.click("ul[role=listbox] li:has-text('shed.txt')")
-        page.keyboard.press("Escape")
-        ask(page, RUSSIA)
-        sources = page.inner_text("#qa-sources-panel")
-        browser.close()
+def test_the_page_asks_only_in_the_documents_picked(served, playwright_driver):
+    browser = playwright_driver.chromium.launch(executable_path=str(CHROMIUM),
+                                                args=CHROMIUM_FLAGS)
+    page = browser.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(served.url)
+    page.wait_for_selector("#qa-question textarea")
+    page.click("#qa-scope input")
+    page.click("ul[role=listbox] li:has-text('shed.txt')")
+    page.keyboard.press("Escape")
+    ask(page, RUSSIA)
+    sources = page.inner_text("#qa-sources-panel")
+    browser.close()
     assert "shed.txt" in sources and SEED_FILE.name not in sources

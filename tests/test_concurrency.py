@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CHROMIUM, need_chromium
+from conftest import CHROMIUM
 from test_hardening_cli import lock_is_held
 
 from qa import Engine
@@ -180,21 +180,17 @@ def app(seed_index_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(app):
-    need_chromium()
-    from playwright.sync_api import sync_playwright
-
+def page(app, playwright_driver):
     profile = tempfile.mkdtemp(prefix="qa-chromium-")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch_persistent_context(
-            profile, executable_path=str(CHROMIUM), headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
-        )
-        page = browser.new_page()
-        page.set_default_timeout(WAIT_S * 1000)
-        page.goto(app[0])
-        yield page
-        browser.close()
+    browser = playwright_driver.chromium.launch_persistent_context(
+        profile, executable_path=str(CHROMIUM), headless=True,
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
+    )
+    page = browser.new_page()
+    page.set_default_timeout(WAIT_S * 1000)
+    page.goto(app[0])
+    yield page
+    browser.close()
     shutil.rmtree(profile, ignore_errors=True)
 
 

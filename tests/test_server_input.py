@@ -12,7 +12,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import CHROMIUM, ROOT, SEEDS, need_chromium
+from conftest import CHROMIUM, ROOT, SEEDS
 from test_ui import CHROMIUM_FLAGS, WAIT_MS, Server, qa_serve
 
 EMPTY = "the question is empty; type a question"
@@ -61,18 +61,15 @@ def test_empty_question_is_one_line_for_the_client_and_in_the_log(server):
 
 
 @pytest.fixture(scope="module")
-def page(server):
-    need_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        page = browser.new_page()
-        page.set_default_timeout(WAIT_MS)
-        page.goto(server.url)
-        page.wait_for_selector("#qa-question textarea")
-        yield page
-        browser.close()
+def page(server, playwright_driver):
+    browser = playwright_driver.chromium.launch(executable_path=str(CHROMIUM),
+                                                args=CHROMIUM_FLAGS)
+    page = browser.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(server.url)
+    page.wait_for_selector("#qa-question textarea")
+    yield page
+    browser.close()
 
 
 def test_upload_batch_with_dot_named_files_indexes_the_others(page, server, tmp_path):

@@ -170,21 +170,17 @@ def chromium():
 
 
 @pytest.fixture(scope="session")
-def browser():
-    need_chromium()
-    from playwright.sync_api import sync_playwright
-
+def browser(playwright_driver):
     profile = tempfile.mkdtemp(prefix="qa-chromium-")
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            profile,
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_FLAGS,
-            headless=True,
-            viewport={"width": 1400, "height": 900},
-        )
-        yield context
-        context.close()
+    context = playwright_driver.chromium.launch_persistent_context(
+        profile,
+        executable_path=str(CHROMIUM),
+        args=CHROMIUM_FLAGS,
+        headless=True,
+        viewport={"width": 1400, "height": 900},
+    )
+    yield context
+    context.close()
     shutil.rmtree(profile, ignore_errors=True)
 
 
