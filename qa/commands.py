@@ -182,8 +182,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     where = Where.named(args.scope)
     engine = Engine.open(sources=_sources(args), index_dir=args.index, store=args.store)
     _print_news(args, engine.last_report)
-    if where is not None:
-        engine.retrieve("scope", 1, where)  # a filter that names nothing ends here, in one line
+    engine.snapshot().scope(where)  # a filter that names nothing ends here, in one line
     interactive = sys.stdin.isatty()
     if interactive:
         print("Ask about your documents. /reset forgets the conversation, /quit ends it.")

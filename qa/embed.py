@@ -20,7 +20,7 @@ from filelock import FileLock
 
 from qa.errors import QAError
 from qa.maxsim import Tokens, tokens_of
-from qa.progress import say
+from qa.progress import say_made
 from qa.schema import one_line
 from qa.settings import PACKAGED_MODEL, EmbedSettings
 
@@ -246,10 +246,7 @@ class OnnxQueryEmbedder:
                 raise QAError(one_line(f"{self.onnx_file}: the query model could not be "
                                        f"exported ({type(error).__name__}: {error})")) from error
             if self.label:
-                what = ("was missing; made it" if missing
-                        else "was damaged or out of date; made it again")
-                say(f"{self.label} at {self.onnx_file} {what} "
-                    f"({time.monotonic() - start:.0f} s)")
+                say_made(self.label, self.onnx_file, missing, time.monotonic() - start)
         return self._load(), True
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:

@@ -22,3 +22,9 @@ def say(message: str) -> None:
     from qa.schema import one_line
 
     print(f"qa: {one_line(message)}", file=sys.stderr, flush=True)
+
+
+def say_made(what: str, path: object, missing: bool, seconds: float) -> None:
+    """Say that a cache qa keeps (the query model export, the sentence scorer) was made."""
+    how = "was missing; made it" if missing else "was damaged or out of date; made it again"
+    say(f"{what} at {path} {how} ({seconds:.0f} s)")

@@ -33,7 +33,7 @@ from qa.embed import (
 )
 from qa.errors import QAError
 from qa.maxsim import Tokens
-from qa.progress import say
+from qa.progress import say_made
 from qa.settings import EmbedSettings
 
 LAYERS = Path(__file__).resolve().parent / "models" / "sentence_scorer" / "top_layers.safetensors"
@@ -165,10 +165,8 @@ class SentenceScorer:
                     start = time.monotonic()
                     made = self._make()
                     if self._wrote:
-                        what = ("was missing; made it" if missing
-                                else "was damaged or out of date; made it again")
-                        say(f"the sentence scorer at {self.folder} {what} "
-                            f"({time.monotonic() - start:.0f} s)")
+                        say_made("the sentence scorer", self.folder, missing,
+                                 time.monotonic() - start)
                     return made
             except QAError:
                 raise

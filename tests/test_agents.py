@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CHROMIUM, ROOT, SEED_FILE, SEEDS
-from test_ui import CHROMIUM_FLAGS, WAIT_MS, ask, qa_serve
+from test_ui import CHROMIUM_FLAGS, ask, open_app, qa_serve
 
 RUSSIA = "What did Russia demand?"
 NOTE = "The garden shed was painted green in June; Russia is never mentioned in these notes.\n"
@@ -223,10 +223,7 @@ def test_qa_mcp_on_stdio_as_the_readme_configures_it(seed_index_dir, tmp_path):
 def test_the_page_asks_only_in_the_documents_picked(served, playwright_driver):
     browser = playwright_driver.chromium.launch(executable_path=str(CHROMIUM),
                                                 args=CHROMIUM_FLAGS)
-    page = browser.new_page()
-    page.set_default_timeout(WAIT_MS)
-    page.goto(served.url)
-    page.wait_for_selector("#qa-question textarea")
+    page = open_app(browser, served.url)
     page.click("#qa-scope input")
     page.click("ul[role=listbox] li:has-text('shed.txt')")
     page.keyboard.press("Escape")

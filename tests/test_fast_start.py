@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -41,6 +42,16 @@ def made_again(err: str, path) -> list[str]:
             if line.startswith(f"qa: the query model export at {path} was ") and "made it" in line]
 
 
+def without_query_model(seed_index_dir, seed_engine, cache, tmp_path) -> tuple[Path, Path]:
+    """A copy of the seed index, and the path of its query model export, deleted from the
+    test's cache."""
+    index_dir = tmp_path / "index"
+    shutil.copytree(seed_index_dir, index_dir)
+    model = cache / "query-model" / seed_engine.embedder.onnx_file.name
+    model.unlink()
+    return index_dir, model
+
+
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
 def test_a_damaged_query_model_is_made_again_by_the_next_question(
         seed_index_dir, seed_engine, cache, tmp_path, damage):
@@ -61,10 +72,7 @@ def test_a_damaged_query_model_is_made_again_by_the_next_question(
 
 def test_qa_index_says_when_it_writes_the_query_model_again(seed_index_dir, seed_engine, cache,
                                                            tmp_path):
-    index_dir = tmp_path / "index"
-    shutil.copytree(seed_index_dir, index_dir)
-    model = cache / "query-model" / seed_engine.embedder.onnx_file.name
-    model.unlink()
+    index_dir, model = without_query_model(seed_index_dir, seed_engine, cache, tmp_path)
     done = run_qa("index", "--index", str(index_dir), cache=cache)
     assert done.returncode == 0, done.stderr
     assert len(made_again(done.stderr, model)) == 1
@@ -73,10 +81,7 @@ def test_qa_index_says_when_it_writes_the_query_model_again(seed_index_dir, seed
 
 def test_two_processes_make_a_missing_query_model_once(seed_index_dir, seed_engine, cache,
                                                         tmp_path):
-    index_dir = tmp_path / "index"
-    shutil.copytree(seed_index_dir, index_dir)
-    model = cache / "query-model" / seed_engine.embedder.onnx_file.name
-    model.unlink()
+    index_dir, model = without_query_model(seed_index_dir, seed_engine, cache, tmp_path)
     env = {**os.environ, "QA_CACHE": str(cache)}
     runs = [subprocess.Popen([sys.executable, "-m", "qa.cli", "ask", QUESTION, "--index",
                               str(index_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -92,10 +97,7 @@ def test_the_python_api_makes_a_missing_query_model_again(seed_index_dir, seed_e
                                                           tmp_path, monkeypatch, capsys):
     from qa import Engine
 
-    index_dir = tmp_path / "index"
-    shutil.copytree(seed_index_dir, index_dir)
-    model = cache / "query-model" / seed_engine.embedder.onnx_file.name
-    model.unlink()
+    index_dir, model = without_query_model(seed_index_dir, seed_engine, cache, tmp_path)
     monkeypatch.setenv("QA_CACHE", str(cache))
     engine = Engine.open(sources=None, index_dir=index_dir)
     assert RIGHT in engine.retrieve(QUESTION, k=1)[0].text

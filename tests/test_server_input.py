@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 from conftest import CHROMIUM, ROOT, SEEDS
-from test_ui import CHROMIUM_FLAGS, WAIT_MS, Server, qa_serve
+from test_ui import CHROMIUM_FLAGS, Server, open_app, qa_serve
 
 EMPTY = "the question is empty; type a question"
 
@@ -64,11 +64,7 @@ def test_empty_question_is_one_line_for_the_client_and_in_the_log(server):
 def page(server, playwright_driver):
     browser = playwright_driver.chromium.launch(executable_path=str(CHROMIUM),
                                                 args=CHROMIUM_FLAGS)
-    page = browser.new_page()
-    page.set_default_timeout(WAIT_MS)
-    page.goto(server.url)
-    page.wait_for_selector("#qa-question textarea")
-    yield page
+    yield open_app(browser, server.url)
     browser.close()
 
 

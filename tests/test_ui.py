@@ -184,12 +184,18 @@ def browser(playwright_driver):
     shutil.rmtree(profile, ignore_errors=True)
 
 
-@pytest.fixture
-def page(browser, server):
+def open_app(browser, url: str):
+    """A new page of `browser` (a browser or a context) on the app at `url`, loaded."""
     page = browser.new_page()
     page.set_default_timeout(WAIT_MS)
-    page.goto(server.url)
+    page.goto(url)
     page.wait_for_selector("#qa-question textarea")
+    return page
+
+
+@pytest.fixture
+def page(browser, server):
+    page = open_app(browser, server.url)
     yield page
     page.close()
 
