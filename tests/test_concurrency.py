@@ -222,3 +222,25 @@ def test_the_app_reads_a_huge_history_as_its_last_turns(app):
     assert len(answer["standalone_question"]) <= 3 * (MAX_QUESTION_CHARS + 1)
     with pytest.raises(Exception, match="history item 1 is a dict"):
         client.predict(QUESTION, [{"question": QUESTION}], api_name="/ask")
+
+
+def test_an_upload_keeps_its_status_while_thousands_of_other_calls_arrive(app, page, tmp_path):
+    """Gradio keeps the message queues of its last 2,000 sessions, and every raw
+    /gradio_api/call is a session of its own: a flood of calls must not take away the queue of
+    an upload that is still being indexed, or its uploader is never told how it went."""
+    import httpx
+
+    url, engine, index = app
+    big = tmp_path / "gazetteer.txt"
+    big.write_text(almanac(400_000, seed=29), encoding="utf-8")
+    page.click("#qa-tab-documents-button")
+    page.set_input_files("#qa-upload input[type=file]", [str(big)])
+    wait_for(lambda: lock_is_held(index), "the upload to be indexed")
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for _ in range(2_100):
+            sent = http.post("/gradio_api/call/list_documents", json={"data": []})
+            assert sent.status_code == 200
+    assert lock_is_held(index), "the upload ended before the other calls did: make it longer"
+    page.wait_for_selector("#qa-upload-status li")
+    assert "gazetteer.txt: indexed as gazetteer.txt" in page.inner_text("#qa-upload-status")
+    assert "gazetteer.txt" in {d["doc_id"] for d in engine.documents()}

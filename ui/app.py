@@ -25,6 +25,7 @@ from qa.service import ASK_DOC, DOCUMENTS_DOC, MAX_K, SEARCH_DOC, WHERE_DOC, Ser
 from qa.ui import render, scripts
 from qa.ui.http_api import GradioCalls, make_api
 from qa.ui.library import FileResult, Library
+from qa.ui.sessions import keep_busy_sessions
 from qa.ui.uploads import DEFAULT_MAX_MB
 
 EXAMPLES = (
@@ -354,6 +355,7 @@ def serve(
     cache = Path(os.environ.setdefault("GRADIO_TEMP_DIR", str(data_dir / "tmp")))
     app = build_app(engine, data_dir, max_upload_mb, allow_changes=allow_changes)
     app.queue(default_concurrency_limit=2)
+    keep_busy_sessions(app._queue)
     app.launch(
         server_name=host,
         server_port=port,
