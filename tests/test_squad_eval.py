@@ -150,3 +150,99 @@ def test_baselines_are_refused_on_parts(tmp_path, capsys):
     assert main(["eval", str(tmp_path), "--baselines"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "one part's folder" in err[0]
+
+
+SQUAD2 = next(
+    (
+        base / "shared" / "train" / "squad2-dev-even" / "train-half.json"
+        for base in (ROOT.parent, ROOT.parent.parent)
+        if (base / "shared" / "train" / "squad2-dev-even" / "train-half.json").is_file()
+    ),
+    None,
+)
+
+
+def _squad2_slice(paragraphs: int = 2, per_kind: int = 2) -> list[dict]:
+    """A slice of the real SQuAD 2.0 file: two fit articles, the validation and the test one,
+    each its first paragraphs with their first answerable and unanswerable questions."""
+    from qa.eval.squad2 import read_squad2
+
+    keep = ("Huguenot", "Warsaw", "Scottish_Parliament", "Force")
+    data = [a for a in read_squad2(SQUAD2) if a["title"] in keep]
+    for article in data:
+        article["paragraphs"] = article["paragraphs"][:paragraphs]
+        for p in article["paragraphs"]:
+            p["qas"] = ([q for q in p["qas"] if not q["is_impossible"]][:per_kind]
+                        + [q for q in p["qas"] if q["is_impossible"]][:per_kind])
+    return data
+
+
+@pytest.mark.skipif(SQUAD2 is None, reason="the SQuAD 2.0 source is not beside the checkout")
+def test_squad2_parts_by_role_with_squad2s_own_unanswerables(tmp_path):
+    from qa.eval.splits import article_role
+    from qa.eval.squad2 import ROLES as ROLES2
+    from qa.eval.squad2 import build_parts as build_parts2
+    from qa.eval.squad2 import write_parts as write_parts2
+
+    data = _squad2_slice()
+    source = {q["id"]: q for a in data for p in a["paragraphs"] for q in p["qas"]}
+    assert any(q["is_impossible"] for q in source.values())
+    assert any(not q["is_impossible"] for q in source.values())
+    write_parts2(build_parts2(data), tmp_path, SQUAD2.name)
+    manifest = json.loads((tmp_path / "parts.json").read_text())
+    assert [p["folder"] for p in manifest["parts"]] == ["fit", "validation", "test"]
+    assert [p["folder"] for p in manifest["parts"] if p.get("touch") == "once"] == ["test"]
+    seen: dict[str, set[str]] = {}
+    for entry in manifest["parts"]:
+        name = entry["folder"]
+        assert entry["role"] == ROLES2[name]
+        assert {article_role(t) for t in entry["articles"]} == {name}
+        corpus = _jsonl(tmp_path / name / "corpus.jsonl")
+        queries = _jsonl(tmp_path / name / "queries.jsonl")
+        qrels = (tmp_path / name / "qrels.tsv").read_text().splitlines()[1:]
+        seen[name] = {d["_id"].rsplit("-p", 1)[0] for d in corpus} | {q["article"] for q in queries}
+        assert seen[name] == set(entry["articles"])
+        texts = {d["_id"]: d["text"] for d in corpus}
+        assert len(texts) == 2 * len(entry["articles"])  # every paragraph: none held out
+        assert entry["unanswerable"] == sum(not q["answerable"] for q in queries) > 0
+        for q in queries:
+            original = source[q["_id"]]
+            assert q["answerable"] == (not original["is_impossible"])
+            assert q["gold"] in texts  # the paragraph it was written against is in the corpus
+            if q["answerable"]:
+                assert q["answers"] and contains_any(texts[q["gold"]], q["answers"])
+                assert f"{q['_id']}\t{q['gold']}\t1" in qrels
+                assert "plausible_answers" not in q
+            else:
+                assert q["answers"] == [] and all(q["_id"] not in r for r in qrels)
+                plausible = {a["text"].strip() for a in original["plausible_answers"]}
+                assert q["plausible_answers"] and set(q["plausible_answers"]) == plausible
+        assert len(queries) == sum(
+            len(p["qas"]) for a in data if a["title"] in entry["articles"] for p in a["paragraphs"]
+        )  # every question kept: no cap
+    names = list(seen)
+    assert all(not seen[a] & seen[b] for a in names for b in names if a < b)
+
+
+@pytest.mark.skipif(SQUAD2 is None, reason="the SQuAD 2.0 source is not beside the checkout")
+def test_parts_runner_skips_the_test_part_unless_named(tmp_path, monkeypatch, capsys):
+    from qa.eval.heldout import evaluate_parts, is_parts_folder
+    from qa.eval.squad2 import build_parts as build_parts2
+    from qa.eval.squad2 import write_parts as write_parts2
+
+    folder = tmp_path / "squad2"
+    write_parts2(build_parts2(_squad2_slice(paragraphs=1, per_kind=1)), folder, SQUAD2.name)
+    monkeypatch.chdir(tmp_path)  # the parts' indexes go under .cache/eval here
+    assert is_parts_folder(folder) and is_parts_folder(folder / "test")
+    assert not is_parts_folder(folder / "fit")  # a fit or validation part is a BEIR folder
+    report = evaluate_parts(folder)
+    assert set(report.rows) == {"fit", "validation (held out)"}
+    assert report.questions == len(_jsonl(folder / "fit" / "queries.jsonl")) + len(
+        _jsonl(folder / "validation" / "queries.jsonl"))
+    err = capsys.readouterr().err
+    assert "test (touch once): skipped" in err and f"qa eval {folder / 'test'}" in err
+    assert any("skipped" in note for note in report.notes)
+    report = evaluate_parts(folder / "test")  # named: it alone runs
+    assert set(report.rows) == {"test (touch once)"}
+    assert report.questions == len(_jsonl(folder / "test" / "queries.jsonl")) == 2
+    assert "skipped" not in capsys.readouterr().err

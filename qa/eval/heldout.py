@@ -1,6 +1,8 @@
 """`qa eval` on a folder of evaluation parts (`parts.json` beside one BEIR folder a part, as
 `python -m qa.eval.squad` writes them): each part's corpus indexed on its own, every question asked,
-one row a part, named by its role ("fit" or "validation (held out)").
+one row a part, named by its role ("fit" or "validation (held out)"). A part whose entry says
+`"touch": "once"` (a test part) is skipped, with a line saying so, and runs only when its own
+folder is named (`qa eval eval/squad2/test`).
 
 Each row: answers right (an answer phrase inside the quoted answer, over the answerable
 questions), answered (share of the answerable answered), declined (share of the unanswerable
@@ -12,6 +14,7 @@ one of the first k passages the answer came with) and the latency of `Engine.ask
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from qa.eval.baselines import CACHE_ROOT
@@ -35,7 +38,21 @@ PART_COLUMNS = [
 
 
 def is_parts_folder(path: Path) -> bool:
-    return path.is_dir() and (path / PARTS_FILE).is_file()
+    """A folder of parts, or the folder of a touch-once part named on its own."""
+    return path.is_dir() and ((path / PARTS_FILE).is_file() or once_part(path) is not None)
+
+
+def once_part(path: Path) -> dict | None:
+    """The entry of the touch-once part whose folder `path` is, else None."""
+    parent = path.resolve().parent
+    if not (parent / PARTS_FILE).is_file():
+        return None
+    try:
+        parts = read_parts(parent)
+    except BadDataset:
+        return None
+    return next((p for p in parts if p.get("touch") == "once"
+                 and (parent / str(p["folder"])).resolve() == path.resolve()), None)
 
 
 def read_parts(folder: Path) -> list[dict]:
@@ -108,10 +125,19 @@ def evaluate_parts(folder: str | Path, progress: bool = False,
     """Every part of the folder, one row each, named by its role (answered with `settings`,
     by default the shipped ones)."""
     folder = Path(folder)
+    named = once_part(folder)  # a touch-once part, named: it alone
+    base, parts = (folder.resolve().parent, [named]) if named else (folder, read_parts(folder))
     rows: dict[str, dict[str, float | None]] = {}
-    notes, embedded = [], 0
-    for part in read_parts(folder):
-        row, note, n = evaluate_part(folder / part["folder"], progress, settings)
+    notes, embedded, run = [], 0, []
+    for part in parts:
+        if part.get("touch") == "once" and not named:
+            skipped = (f"{part['role']}: skipped (touched once, at the end of a piece of work); "
+                       f"run it by name: qa eval {folder / str(part['folder'])}")
+            print(f"qa: {skipped}", file=sys.stderr)
+            notes.append(skipped)
+            continue
+        run.append(part)
+        row, note, n = evaluate_part(base / part["folder"], progress, settings)
         role = str(part["role"])
         rows[role] = row
         embedded += n
@@ -119,11 +145,11 @@ def evaluate_parts(folder: str | Path, progress: bool = False,
         notes.append(f"{role}: {part['folder']}/, {len(articles)} articles; {note}")
     notes.append(
         "answers right: an answer phrase inside the quoted answer, over the answerable; "
-        "answered: of the answerable; declined: of the unanswerable (their gold paragraph is "
-        "not in the corpus, the rest of its article is); hit@k: the gold paragraph among the "
+        "answered: of the answerable; declined: of the unanswerable (parts.json says how "
+        "they were made); hit@k: the gold paragraph among the "
         "documents of the first k passages the answer came with; latency: Engine.ask"
     )
-    total = sum(len(load_beir(folder / p["folder"]).records) for p in read_parts(folder))
+    total = sum(len(load_beir(base / p["folder"]).records) for p in run)
     return EvalReport(
         "parts", str(folder), total, PART_COLUMNS, rows, notes=notes,
         embedded={"qa": embedded}, row_label="part",
