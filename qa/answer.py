@@ -39,6 +39,7 @@ def compose(
     chosen = reading.ranked if reading.decided else choose(reading.ranked, settings)
     citations = cite(chosen)
     answer.answered = True
+    answer.basis = reading.basis if reading.decided else "confidence"
     answer.citations = citations
     answer.text = " ".join(f"{' '.join(c.quote.split())} [{c.n}]" for c in citations)
     return answer

@@ -85,7 +85,8 @@ class SentenceReader:
     ) -> Reading:
         length = min(facts.length, self.settings.long_question) / self.settings.long_question
         if facts.asks == "overview" and self.settings.overview_rule and passages:
-            return Reading(self.lead(passages[0].doc_id), Features(length=length), True)
+            return Reading(self.lead(passages[0].doc_id), Features(length=length), True,
+                           "opening")
         scored = self.score(facts, queries, passages)
         ranked = [c for c in scored if not c.heading]  # a heading names its section: no answer
         if not ranked:
@@ -104,7 +105,7 @@ class SentenceReader:
                 return Reading(ranked, features, False)
             intro = next((c for c in named if english.introduces(c.text, facts.subject)), None)
             if intro is not None:
-                return Reading([intro], features, True)
+                return Reading([intro], features, True, "introduction")
         return Reading(ranked, features)
 
     def embedder_cosine(self, queries: Sequence[WeightedQuery], best: Candidate) -> float:

@@ -84,3 +84,4 @@ class Reading:
     # document's lead, the sentence introducing what a definition question asks about),
     # False to decline (that is never named)
     decided: bool | None = None
+    basis: str = "confidence"  # the rule that decided: "opening" or "introduction"

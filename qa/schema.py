@@ -52,6 +52,10 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)  # the nearest passages, always
     confidence: float = 0.0
+    # what the quotes rest on: "confidence" (scored against the question), or the rule that
+    # picked them: "opening" (a document's lead, for "Summarize ..."), "introduction" (the
+    # sentence introducing X, for "Who is X?")
+    basis: str = "confidence"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -307,6 +307,7 @@ def test_who_is_x_quotes_the_sentence_that_introduces_x(seed_engine):
     check_citations(seed_engine, answer)
     assert "NATO Secretary-General Jens Stoltenberg" in answer.text
     assert len(answer.citations) == 1
+    assert answer.basis == "introduction"
 
 
 @pytest.mark.parametrize("question", ["Who is Taylor Swift?", "What is a submarine?"])
@@ -328,3 +329,5 @@ def test_an_overview_question_quotes_the_documents_lead(seed_engine, question):
     assert first.quote_start == seed_engine.document_text(first.passage.doc_id).index("(CNN)")
     assert first.quote.startswith("(CNN) — The administration of US President Joe Biden")
     assert "date 2022-01-24" not in answer.text and "0:58" not in answer.text
+    assert answer.basis == "opening"
+    assert seed_engine.ask("What did Russia demand?").basis == "confidence"

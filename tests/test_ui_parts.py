@@ -153,15 +153,45 @@ def test_each_number_is_named_explained_on_hover_and_shown_only_when_it_applies(
     # the document, not found by the search, with no confidence computed; so neither number
     lead = Citation(1, _titled(0.0), "Troops moved.", 0, 13)
     by_rule = Answer("Summarize it", "Summarize it", True, "Troops moved. [1]", [lead],
-                     [_titled(0.02)], 1.0)
+                     [_titled(0.02)], 1.0, basis="opening")
     html = render.sources_html(by_rule, lambda doc_id: "Troops moved.")
     visible = re.sub(r"<[^>]*>", "", html)
     assert _numbers(html) == [] and "score" not in visible and "confidence" not in visible
     assert re.search(r'class="qa-confidence qa-rule" title="[^"]{40,}">from the document\'s '
                      r"opening</span>", html)
-    declined = Answer("q", "q", False, "No.", [], [_titled(0.12)], 0.1)
+    declined = Answer("q", "q", False, "No.", [], [_titled(0.12), _titled(-0.008)], 0.1)
     shown = _numbers(render.sources_html(declined, lambda doc_id: "Troops moved."))
-    assert [text for _, text in shown] == ["match 0.12"]
+    assert [text for _, text in shown] == ["match 0.12", "match 0.00"]  # 0 to 1, as on hover
+
+
+def test_the_rule_named_is_the_rule_that_picked_the_quotes():
+    """A summary quotes a document's opening even when caption and dateline lines (never
+    quoted) come before it; "Who is X?" quotes the sentence introducing X wherever it is."""
+    text = "date 2022-01-24 Title 0:58\nTroops moved."
+    lead = Citation(1, Passage("p1", "a", "a", "T", text, 0, len(text), 0.0), "Troops moved.",
+                    27, 40)
+    for basis, said in [("opening", "from the document's opening"),
+                        ("introduction", "from the sentence introducing the name")]:
+        answer = Answer("q", "q", True, "Troops moved. [1]", [lead], [], 1.0, basis=basis)
+        assert f">{said}</span>" in render.sources_html(answer, lambda doc_id: text)
+
+
+def test_a_markdown_card_shows_the_words_without_their_markers_and_the_quote_exact():
+    text = "# Weekly notes\n\n## Projects\n\n1. **CI migration.** Priya owns the migration.\n"
+    start = text.index("Priya")
+    end = text.index(".\n", start) + 1
+    passage = Passage("p1", "notes.md", "notes.md", "Weekly notes", text, 0, len(text), 0.4)
+    citation = Citation(1, passage, text[start:end], start, end)
+    answer = Answer("q", "q", True, "Priya owns the migration. [1]", [citation], [passage], 0.9)
+    card = render.sources_html(answer, lambda doc_id: text)
+    body = re.search(r'<p class="qa-passage">(.*?)</p>', card, re.S).group(1)
+    assert "#" not in body and "**" not in body
+    assert body.startswith("Weekly notes\n\nProjects\n\n1. CI migration. ")
+    assert '<mark class="qa-quote">Priya owns the migration.</mark>' in body
+    as_text = Passage("p1", "notes.txt", "notes.txt", "Weekly notes", text, 0, len(text), 0.4)
+    kept = render.sources_html(Answer("q", "q", False, "No.", [], [as_text], 0.1),
+                               lambda doc_id: text)
+    assert "## Projects" in kept  # only a Markdown file's markers are structure
 
 
 def test_the_link_to_the_sources_says_what_is_there():

@@ -38,6 +38,11 @@ EMPTY_SOURCES = (
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|~$.])")
 _MARKER = re.compile(r"\\\[(\d+)\\\]")
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
+MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdx")
+# A heading's hashes, a bullet, emphasis: shown as the words they mark, a bullet as "•".
+_MD_MARKERS = re.compile(
+    r"^[ \t]{0,3}#{1,6}[ \t]+|^[ \t]*(?P<bullet>[-*+])[ \t]+|\*\*|__|(?<![\w*])\*(?=\S)|"
+    r"(?<=\S)\*(?![\w*])", re.M)
 
 
 # ---- chat messages (Markdown) ----------------------------------------------------------
@@ -82,7 +87,7 @@ def sources_html(answer: Answer | None, doc_text: DocText, byline: Byline = no_b
     if answer.answered and answer.citations:
         head = (
             '<div class="qa-status qa-status-answered">Sources for this answer '
-            f"{basis_html(answer, doc_text)}</div>"
+            f"{basis_html(answer)}</div>"
         )
         rule = by_rule(answer)
         cards = [citation_card(c, doc_text, byline, None if rule else c.passage.score)
@@ -100,15 +105,17 @@ def sources_html(answer: Answer | None, doc_text: DocText, byline: Byline = no_b
     return f'<div class="qa-sources {kind}">{head}{"".join(cards)}</div>'
 
 
-def basis_html(answer: Answer, doc_text: DocText) -> str:
+RULES = {"opening": "from the document's opening",
+         "introduction": "from the sentence introducing the name"}
+
+
+def basis_html(answer: Answer) -> str:
     """What an answer's quotes rest on: its confidence; or, when a rule picked them, which
     rule (no confidence is computed for those)."""
     if not by_rule(answer):
         return (f'<span class="qa-confidence" title="{html.escape(CONFIDENCE_HELP)}">'
                 f"confidence {answer.confidence:.2f}</span>")
-    first = answer.citations[0]
-    opening = not doc_text(first.passage.doc_id)[: first.quote_start].strip()
-    rule = "from the document's opening" if opening else "from the sentence introducing the name"
+    rule = RULES.get(answer.basis, "by a rule")
     return f'<span class="qa-confidence qa-rule" title="{html.escape(RULE_HELP)}">{rule}</span>'
 
 
@@ -116,8 +123,7 @@ def by_rule(answer: Answer) -> bool:
     """Whether a rule picked the answer's quotes (a document's opening for "Summarize ...",
     the sentence introducing X for "Who is X?"): their passages are then read from the
     document rather than returned by the search, so none carries a search score."""
-    return bool(answer.answered and answer.citations) and all(
-        c.passage.score == 0.0 for c in answer.citations)
+    return bool(answer.answered and answer.citations) and answer.basis != "confidence"
 
 
 def citation_card(citation: Citation, doc_text: DocText, byline: Byline = no_byline,
@@ -146,7 +152,8 @@ def _card(
     the document and its search match."""
     text = doc_text(passage.doc_id)
     marks = [(quote[0], quote[1], '<mark class="qa-quote">', "</mark>")] if quote else []
-    body = marked(text, passage.start, passage.end, marks)
+    plain = is_markdown(passage.source)
+    body = marked(text, passage.start, passage.end, marks, plain)
     e = html.escape
     doc = f'<span class="qa-doc" title="{e(passage.doc_id)}">{e(passage.source)}</span>'
     titled = bool(passage.title) and passage.title != passage.source
@@ -155,7 +162,8 @@ def _card(
         origin.append(f'<span class="qa-byline">{e(published)}</span>')
     meta = [f'<span class="qa-loc">{e(location(passage, text))}</span>']
     if match is not None:
-        meta.append(f'<span class="qa-score" title="{e(MATCH_HELP)}">match {match:.2f}</span>')
+        value = min(1.0, max(0.0, match))  # a fused score a hair below 0 is 0, as on hover
+        meta.append(f'<span class="qa-score" title="{e(MATCH_HELP)}">match {value:.2f}</span>')
     n = f'<span class="qa-n">{e(label)}</span> ' if label else ""
     anchor_attr = f' id="{e(anchor)}"' if anchor else ""
     heading = f'<span class="qa-title">{e(passage.title)}</span>' if titled else doc
@@ -165,7 +173,7 @@ def _card(
         + (f'<div class="qa-origin">{" · ".join(origin)}</div>' if origin else "")
         + f'<div class="qa-meta">{" · ".join(meta)}</div>'
         f'<p class="qa-passage">{body}</p>'
-        f"{context_html(passage, text, marks)}"
+        f"{context_html(passage, text, marks, plain)}"
         "</article>"
     )
 
@@ -182,16 +190,17 @@ def sources_link(answer: Answer | None) -> str:
     return f'<a class="qa-to-sources" href="#qa-sources-panel">{what} ↓</a>'
 
 
-def context_html(passage: Passage, text: str, marks: Sequence[tuple]) -> str:
+def context_html(passage: Passage, text: str, marks: Sequence[tuple], plain: bool = False) -> str:
     """A collapsed view of the document around the passage: opened, it shows the surrounding
     text with the passage set off and the quote highlighted."""
     start, end = context_bounds(text, passage.start, passage.end)
     spans = [(passage.start, passage.end, '<span class="qa-here">', "</span>"), *marks]
     before = "… " if start > 0 else ""
     after = " …" if end < len(text) else ""
+    around = marked(text, start, end, spans, plain)
     return (
         '<details class="qa-context"><summary>Show in document</summary>'
-        f'<div class="qa-context-text">{before}{marked(text, start, end, spans)}{after}</div>'
+        f'<div class="qa-context-text">{before}{around}{after}</div>'
         "</details>"
     )
 
@@ -209,9 +218,33 @@ def context_bounds(text: str, start: int, end: int, chars: int = CONTEXT_CHARS) 
     return lo, hi
 
 
-def marked(text: str, start: int, end: int, spans: Sequence[tuple[int, int, str, str]]) -> str:
-    """`text[start:end]` escaped, each (span_start, span_end, open_tag, close_tag) span wrapped
-    in its tags; spans are document offsets, each nested in (clipped to) the one before."""
+def is_markdown(source: str) -> bool:
+    return source.lower().endswith(MARKDOWN_SUFFIXES)
+
+
+def shown(text: str, a: int, b: int, plain: bool) -> str:
+    """`text[a:b]` escaped; with `plain`, without Markdown's markers (heading hashes, list
+    bullets, emphasis), which are the document's structure rather than its words."""
+    if not plain:
+        return html.escape(text[a:b])
+    line = text.rfind("\n", 0, a) + 1  # markers at a line's start are found from the line
+    out, pos = [], a
+    for m in _MD_MARKERS.finditer(text, line, b):
+        s, t = max(m.start(), a), min(m.end(), b)
+        if s >= t:
+            continue
+        out.append(html.escape(text[pos:s]))
+        out.append("• " if m.group("bullet") and s == m.start("bullet") else "")
+        pos = t
+    out.append(html.escape(text[pos:b]))
+    return "".join(out)
+
+
+def marked(text: str, start: int, end: int, spans: Sequence[tuple[int, int, str, str]],
+           plain: bool = False) -> str:
+    """`text[start:end]` escaped (`plain`: without Markdown markers, see `shown`), each
+    (span_start, span_end, open_tag, close_tag) span wrapped in its tags; spans are document
+    offsets, each nested in (clipped to) the one before."""
     out: list[str] = []
     closes: list[tuple[int, str]] = []
     pos, lo, hi = start, start, end
@@ -219,13 +252,13 @@ def marked(text: str, start: int, end: int, spans: Sequence[tuple[int, int, str,
         lo, hi = max(s, lo), min(t, hi)
         if lo >= hi:
             break
-        out += [html.escape(text[pos:lo]), open_tag]
+        out += [shown(text, pos, lo, plain), open_tag]
         closes.append((hi, close_tag))
         pos = lo
     for t, close_tag in reversed(closes):
-        out += [html.escape(text[pos:t]), close_tag]
+        out += [shown(text, pos, t, plain), close_tag]
         pos = t
-    out.append(html.escape(text[pos:end]))
+    out.append(shown(text, pos, end, plain))
     return "".join(out)
 
 
