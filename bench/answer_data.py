@@ -1,11 +1,15 @@
 """Question sets for the answer benchmarks, read into one shape, and the evidence the reader
-finds for each question (`Engine.trace`; used by calibrate_abstention.py and tune_sentences.py).
+finds for each question (`Engine.trace`; used by calibrate_abstention.py and ablate.py).
 
     seed set   eval/*.jsonl: {"id", "question", "answers": [phrases], "answerable", "history"};
                a sentence is right when it holds an answer phrase (case-insensitive)
     ClapNQ     queries.jsonl with "answerable", long-form "answers" and "gold_passage"; a
                sentence is right when it comes from the gold passage and at least half of its
                content words are in an answer
+
+Reproduces no figure of its own: the question sets and the evidence that bench/ablate.py and
+bench/calibrate_abstention.py read (it stays in bench/ while they import it). Its time is part
+of theirs.
 """
 
 from __future__ import annotations

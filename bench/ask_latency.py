@@ -5,6 +5,10 @@ The first pass embeds sentences it has not seen (the sentence vectors are cached
 the second pass is the warm path. Prints p50 / p90 / max in milliseconds for both.
 
     python bench/ask_latency.py [--index DIR] [--repeat 2]
+
+Reproduces: the warm `ask` on the seed corpus. eval/RESULTS.md quotes the seed set's p50 from
+`qa eval eval/seed.jsonl` (19 ms, 2026-12-06), not from this script: its own output has not
+been recorded. Takes: not recorded.
 """
 
 from __future__ import annotations

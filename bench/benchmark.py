@@ -10,6 +10,9 @@
     python bench/benchmark.py                       # seed corpus
     python bench/benchmark.py --corpus ../shared/bench/scifact/corpus.jsonl \
         --queries ../shared/bench/scifact/queries_test.jsonl
+
+Reproduces: README.md's "Speed" line points here, but none of its figures is recorded in
+README.md or eval/RESULTS.md today. Takes: not recorded.
 """
 
 from __future__ import annotations

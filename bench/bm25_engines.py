@@ -33,6 +33,10 @@ Part b, scale: passages made by repeating the distinct SciFact passages and SQuA
 
     .venv/bin/python bench/bm25_engines.py --json /tmp/bm25-bench/bm25.json
     .venv/bin/python bench/bm25_engines.py --sizes 100000 --skip-quality
+
+Reproduces: the comparison behind qa/postings.py (BM25 kept as term counts in qa's SQLite, not
+FTS5); none of its figures is recorded in eval/RESULTS.md or README.md today. Takes: not
+recorded (each engine and size is stopped at --max-minutes).
 """
 
 from __future__ import annotations

@@ -28,6 +28,10 @@ with HF_HUB_OFFLINE=1, GRADIO_ANALYTICS_ENABLED=False and a private temporary QA
 and XDG_CACHE_HOME, from a temporary working folder; nothing is written outside it. What the
 setup's `qa index` leaves in the cache (such as the query model's export) is there for every
 timed `qa` process, as it would be on a user's machine after their first index.
+
+Reproduces: "Gradio's first call of an endpoint took 0.4-1.2 s more than later ones" (ui/app.py,
+commit 5376dc6, 2026-12-02), quoted in eval/RESULTS.md's "Speed and scale" section; the other
+cold-start figures are not recorded. Takes: not recorded.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ One run prints, per shape, the page size, the median of 3 conversions in seconds
 length of the text it gave. Name shapes to time only those (`--list` shows them).
 
     python -m bench.html_to_text [SHAPE ...] [--runs 3]     (from the checkout root)
+
+Reproduces: the speed of qa's HTML loader; none of its figures is recorded in eval/RESULTS.md or
+README.md today. Takes: not recorded.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@
 First every distinct question is asked once, one at a time: those answers are the reference.
 Then the clients ask together; every answer must equal the reference, and every request must
 succeed. Prints errors, mismatches, and p50/p95 latency of both phases. Loopback only.
+
+Reproduces: README.md's "many clients against `qa serve`" check (every answer equal to the
+reference, every request answered); no latency figure of it is recorded. bench/cold_start.py
+imports `free_port` from here. Takes: not recorded.
 """
 
 from __future__ import annotations

@@ -21,6 +21,11 @@ ones below). The defaults (neither) reproduce the shipped layers.
     QA_CACHE=/tmp/qa-test-cache PYTHONPATH=. python bench/train_sentence_scorer.py \
         [--steps 300] [--batch 32] [--lr 5e-5] [--seed 13] [--max-minutes 40] [--no-eval] \
         [--mined N] [--absolute W] [--cache-lower] [--sets validation,dev] [--threads 1]
+
+Reproduces: the shipped layers (qa/models/sentence_scorer/top_layers.safetensors) and
+eval/results/sentence_scorer.md's figures quoted in eval/RESULTS.md (on the validation articles
+the answer sentence picked 63.3% of the time against 56.3%, AUC 0.766 against 0.740). Takes:
+1,413 s of training on one thread; the whole run 25 min (2026-12-02 09:33-09:58 UTC).
 """
 
 from __future__ import annotations

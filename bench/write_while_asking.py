@@ -8,6 +8,10 @@ Each index is copied to a temporary folder first; the copy is what changes. For 
     add writes one SQLite transaction and one small segment);
   - question latency, median and 95th percentile, with no write and while an add runs in a
     thread (questions started while the write was in progress).
+
+Reproduces: a small add's time and question latency during it; none of its figures is recorded
+in eval/RESULTS.md or README.md today (the one once quoted in qa/engine.py left with commit
+02248a6). Takes: not recorded.
 """
 
 from __future__ import annotations
