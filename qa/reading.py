@@ -32,6 +32,8 @@ class Candidate:
     match: float = 0.0  # the IDF-weighted mean of `maxima` (alone or after its lead-in)
     maxima: np.ndarray | None = field(default=None, repr=False)  # see qa/maxsim.py
     vector: np.ndarray | None = field(default=None, repr=False)
+    answers: float | None = None  # the learned reader's probability that it answers (or unread)
+    phrase: tuple[int, int] | None = None  # the words that answer, as document offsets
 
     @property
     def reading(self) -> str:
@@ -72,6 +74,9 @@ class Features:
     # the best sentence's cosine with the question by the retrieval embedder, as `cosine` is
     # by the learned scorer (the same as `cosine` when the scorer is off)
     embedder_cosine: float = 0.0
+    # the learned reader's log-odds that the best sentence answers (qa/pair_reader.py), so that
+    # a weight of 1 and nothing else makes the confidence its probability; 0 when it is off
+    answers: float = 0.0
 
 
 @dataclass

@@ -38,6 +38,9 @@ class Citation:
     quote: str
     quote_start: int
     quote_end: int
+    # the answer's key phrase when it lies in this quote (document offsets), else -1
+    phrase_start: int = -1
+    phrase_end: int = -1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +59,9 @@ class Answer:
     # picked them: "opening" (a document's lead, for "Summarize ..."), "introduction" (the
     # sentence introducing X, for "Who is X?")
     basis: str = "confidence"
+    # the words of the quotes that answer (a number, a name, a date, a short phrase), as the
+    # learned reader finds them; "" when it is off or finds none (offsets: on its citation)
+    key_phrase: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

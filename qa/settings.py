@@ -76,6 +76,7 @@ class ConfidenceWeights:
     match: float = 0.0
     matched: float = 0.0
     embedder_cosine: float = 3.79
+    answers: float = 0.0
 
     def features(self) -> tuple[str, ...]:
         return tuple(f.name for f in fields(self) if f.name != "bias")
@@ -100,15 +101,15 @@ class AnswerSettings:
     embedded_sentences: int = 16  # sentences, best by the cheap score, embedded per question
     # A sentence's cosine is the better of it alone and, less window_discount, read after the
     # sentence before it; that sentence is quoted too when the pair wins by lead_in_margin
-    # (bench/tune_sentences.py --window-discounts, answers right: 0 seed 0.900, ClapNQ 0.683;
-    # 0.08 seed 0.850, ClapNQ 0.690)
+    # (bench/tune_sentences.py --window-discounts, at commit 6c1a2ca; answers right: 0 seed
+    # 0.900, ClapNQ 0.683; 0.08 seed 0.850, ClapNQ 0.690)
     window_cosine: bool = True
     window_discount: float = 0.0
     lead_in_margin: float = 0.05
     max_quotes: int = 3
     # a second or third quote scores at most this below the best (bench/tune_sentences.py
-    # --squad, answers right were every question answered, 0.05 -> 0.12: SQuAD fit 0.892 ->
-    # 0.898, ClapNQ 0.687 -> 0.710, seed set 0.900 -> 0.900)
+    # --squad at 6c1a2ca; answers right were every question answered, 0.05 -> 0.12: SQuAD fit
+    # 0.892 -> 0.898, ClapNQ 0.687 -> 0.710, seed set 0.900 -> 0.900)
     quote_margin: float = 0.12
     neighbour_margin: float = 0.15  # the same for a sentence next to a chosen one
     duplicate_cosine: float = 0.9  # sentences this similar to a chosen one are not quoted
@@ -119,8 +120,8 @@ class AnswerSettings:
     # sentence score = w_cosine * cosine(question, sentence) + w_lexical * share of the
     # question's IDF-weighted terms in the sentence + w_context * the same in the sentence and
     # its neighbours + w_passage * the passage's fused retrieval score - heading_penalty for
-    # titles and captions (bench/tune_sentences.py; measured: the sentence's own term share
-    # adds nothing once its neighbours' is there)
+    # titles and captions (bench/tune_sentences.py at 6c1a2ca; measured: the sentence's own
+    # term share adds nothing once its neighbours' is there)
     w_cosine: float = 0.5
     w_lexical: float = 0.0
     w_context: float = 0.1
@@ -166,6 +167,14 @@ class AnswerSettings:
     # ones that allows: 58.3% of ClapNQ's (precision 0.89, 93.0% answered), 48.0% of SQuAD's
     # (95.4% answered) and 13 of the seed sets' 13, answering 54 of their 56.
     threshold: float = 0.305
+    # The learned reader (qa/pair_reader.py) reads the question with each of the best
+    # `reader_sentences` sentences and gives the probability that it answers; `reader_order`:
+    # they are then quoted best by that probability first; the confidence's `answers` feature
+    # is the best sentence's probability
+    pair_reader: bool = False
+    reader_sentences: int = 4
+    reader_order: bool = True
+    reader_folder: str = ""  # "": the reader qa ships (qa/models/reader/)
     sentence_cache: int = 50_000  # sentence vectors kept in memory
     # texts whose token vectors are kept when the word match is on (qa/maxsim.py; ~40 KB for a
     # sentence of 50 tokens)

@@ -202,3 +202,22 @@ def test_the_link_to_the_sources_says_what_is_there():
     assert link.startswith('<a class="qa-to-sources" href="#qa-sources-panel">Sources: the 2')
     declined = Answer("q", "q", False, "No.", [], [_titled(0.12)], 0.1)
     assert "closest passages" in render.sources_link(declined)
+
+
+def test_the_key_phrase_is_set_off_in_the_bubble_and_the_card_inside_its_quote():
+    text = "Tires. Both tires are Continental Grand Prix 5000, 28 mm wide. Next."
+    start, end = text.index("Both"), text.index("wide.") + 5
+    key = (text.index("Continental"), text.index(", 28"))
+    passage = Passage("p1", "n.txt", "n.txt", "Notes", text, 0, len(text), 0.5)
+    cited = Citation(1, passage, text[start:end], start, end, *key)
+    answer = Answer("q", "q", True, f"{text[start:end]} [1]", [cited], [passage], 0.9,
+                    key_phrase=text[key[0]:key[1]])
+    assert render.answer_markdown(answer).startswith(
+        'Both tires are <strong class="qa-key">Continental Grand Prix 5000</strong>, 28 mm')
+    card = render.sources_html(answer, lambda doc_id: text)
+    assert ('<mark class="qa-quote">Both tires are <strong class="qa-key">Continental Grand '
+            'Prix 5000</strong>, 28 mm wide.</mark>') in card
+    plain = Answer("q", "q", True, f"{text[start:end]} [1]",
+                   [Citation(1, passage, text[start:end], start, end)], [passage], 0.9)
+    assert "qa-key" not in render.answer_markdown(plain) + render.sources_html(
+        plain, lambda doc_id: text)

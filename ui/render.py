@@ -58,10 +58,34 @@ def md_text(text: str) -> str:
 def answer_markdown(answer: Answer) -> str:
     """The chat bubble of an answer: its text with the [n] markers set off; a declined answer
     carries a label so it never passes for an answer."""
-    body = _MARKER.sub(r'<sup class="qa-marker">[\1]</sup>', md_text(answer.text))
+    before, phrase, after = phrase_parts(answer)
+    body = md_text(before)
+    if phrase:  # md_text trims each line: the spaces around the phrase are put back
+        body += (" " if before.endswith(" ") else "") + (
+            f'<strong class="qa-key">{md_text(phrase)}</strong>'
+            + (" " if after.startswith(" ") else "") + md_text(after))
+    body = _MARKER.sub(r'<sup class="qa-marker">[\1]</sup>', body)
     if answer.answered:
         return body
     return f'<span class="qa-declined-label">Not answered by your documents</span>\n\n{body}'
+
+
+def phrase_parts(answer: Answer) -> tuple[str, str, str]:
+    """The answer's text cut around its key phrase (in its quote, spaces as the text has
+    them); ("text", "", "") when it has none."""
+    text = answer.text
+    cited = next((c for c in answer.citations if c.phrase_start >= 0), None)
+    if not answer.answered or cited is None:
+        return text, "", ""
+    quote = " ".join(cited.quote.split())
+    at = text.find(f"{quote} [{cited.n}]")
+    lead = " ".join(cited.quote[: cited.phrase_start - cited.quote_start].split())
+    phrase = " ".join(answer.key_phrase.split())
+    found = quote.find(phrase, max(0, len(lead) - 1)) if at >= 0 and phrase else -1
+    if found < 0:
+        return text, "", ""
+    start = at + found
+    return text[:start], phrase, text[start + len(phrase):]
 
 
 def chat_messages(questions: Sequence[str], answers: Sequence[Answer]) -> list[dict]:
@@ -130,8 +154,10 @@ def citation_card(citation: Citation, doc_text: DocText, byline: Byline = no_byl
                   match: float | None = None) -> str:
     """`match`: the passage's search score, when the search returned it."""
     quote = (citation.quote_start, citation.quote_end)
+    phrase = ((citation.phrase_start, citation.phrase_end) if citation.phrase_start >= 0
+              else None)
     return _card(citation.passage, doc_text, byline, label=f"[{citation.n}]", quote=quote,
-                 anchor=f"qa-source-{citation.n}", match=match)
+                 anchor=f"qa-source-{citation.n}", match=match, phrase=phrase)
 
 
 def passage_card(passage: Passage, doc_text: DocText, byline: Byline = no_byline) -> str:
@@ -147,11 +173,14 @@ def _card(
     quote: tuple[int, int] | None,
     anchor: str,
     match: float | None,
+    phrase: tuple[int, int] | None = None,
 ) -> str:
     """A passage under its document's title, then its file, publisher and date, its place in
     the document and its search match."""
     text = doc_text(passage.doc_id)
     marks = [(quote[0], quote[1], '<mark class="qa-quote">', "</mark>")] if quote else []
+    if quote and phrase:  # the words that answer, inside the quote
+        marks.append((phrase[0], phrase[1], '<strong class="qa-key">', "</strong>"))
     plain = is_markdown(passage.source)
     body = marked(text, passage.start, passage.end, marks, plain)
     e = html.escape
