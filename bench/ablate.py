@@ -56,10 +56,11 @@ from answer_data import (
 )
 from calibrate_abstention import MIN_ANSWERED, SCORER_UNTRAINED
 
-from qa import Engine, english
-from qa.answer import choose, cite, confidence_of
+from qa import Engine
+from qa.answering.answer import choose, cite, confidence_of
 from qa.eval.metrics import contains_any
 from qa.settings import ConfidenceWeights, Settings
+from qa.text import english
 
 # what the confidence is fitted on, as shipped, and how much each set weighs
 FIT_SETS = {"clapnq": 1.0, "seed": 1.0, "squad-fit": 2.0}
@@ -162,7 +163,7 @@ def fit_weights(fit: dict[str, list[dict]], dropped: tuple[str, ...]) -> Confide
 
 
 def confidences(rows: list[dict], weights: ConfidenceWeights) -> np.ndarray:
-    from qa.reading import Features
+    from qa.answering.reading import Features
 
     return np.array([
         float(r["decided"]) if r.get("decided") is not None

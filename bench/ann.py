@@ -34,10 +34,10 @@ With --real-queries (SciFact's 300 test claims embedded by the product's embedde
 corpus is SciFact abstracts and SQuAD paragraphs) latency and recall@10 are also measured for
 those real query vectors against the same synthetic corpus.
 
-Reproduces: the exact, IVF and HNSW figures eval/RESULTS.md's "Speed and scale" section quotes
-from qa/vectors/faiss_store.py (exact 63-87 ms per query at 1M, IVF with 4,096 lists 1.1 ms at
-32 probes with recall@10 0.987; with --real-queries), recorded with commit 02248a6
-(2026-12-02). Takes: ~30-45 min for 100k and 1M (the estimate above).
+Reproduces: the exact, IVF and HNSW figures eval/RESULTS.md's "Speed and scale" section quotes from
+qa/storage/vectors/faiss_store.py (exact 63-87 ms per query at 1M, IVF with 4,096 lists 1.1 ms at 32
+probes with recall@10 0.987; with --real-queries), recorded with commit 02248a6 (2026-12-02). Takes:
+~30-45 min for 100k and 1M (the estimate above).
 """
 
 from __future__ import annotations
@@ -358,8 +358,8 @@ def exact_sweep(corpus: np.ndarray, queries: np.ndarray, sizes: list[int]) -> li
 
 
 def embed_queries(out: Path, folder: Path = Path("/work/shared/bench/scifact")) -> None:
-    """SciFact's test claims as the product embeds a question (qa.embed), saved as .npy."""
-    from qa.embed import SentenceTransformerEmbedder, model_folder
+    """SciFact's test claims as the product embeds a question (qa.models.embed), saved as .npy."""
+    from qa.models.embed import SentenceTransformerEmbedder, model_folder
     from qa.settings import EmbedSettings
 
     texts = [json.loads(line)["text"] for line in

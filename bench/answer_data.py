@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from qa import Engine
-from qa.reading import Candidate, Features
+from qa.answering.reading import Candidate, Features
 from qa.schema import Answer, Passage
 from qa.settings import ConfidenceWeights, Settings
 

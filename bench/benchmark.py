@@ -64,7 +64,7 @@ def busy() -> None:
 
 def bench_indexing(corpus: list[Path], limit: int | None, workdir: Path) -> dict:
     from qa import Engine
-    from qa.chunk import embed_text
+    from qa.ingest.chunk import embed_text
 
     source = corpus
     if limit:  # a prefix of a JSONL corpus, to keep the run short
@@ -106,7 +106,7 @@ def bench_retrieve(index_dir: Path, sources: list[Path], questions: list[str]) -
     from llama_index.retrievers.bm25 import BM25Retriever
 
     from qa import Engine
-    from qa.embed import model_path
+    from qa.models.embed import model_path
 
     engine = Engine.open(sources=sources, index_dir=index_dir, show_progress=True)
     for q in questions[:5]:
@@ -152,7 +152,7 @@ def bench_retrieve(index_dir: Path, sources: list[Path], questions: list[str]) -
 def bench_threads() -> dict:
     import torch
 
-    from qa.embed import make_embedder
+    from qa.models.embed import make_embedder
 
     embedder = make_embedder()
     out = {}

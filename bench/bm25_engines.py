@@ -3,12 +3,12 @@
 Part a, quality: nDCG@10 on SciFact's test queries (BEIR layout, --data, default
 /work/shared/bench/scifact: corpus.jsonl, queries_test.jsonl, qrels_test.tsv) of
   (i)   bm25s as the product builds it: LlamaIndex `BM25Retriever.from_defaults(nodes=...)` over
-        TextNodes holding the product's passages (qa.load reads corpus.jsonl, qa.chunk cuts
-        each abstract into passages with the default ChunkSettings and the packaged model's
-        tokenizer; the text is the passage text without the title, as qa/index.py's
-        `refresh_lexical` gives BM25);
+        TextNodes holding the product's passages (qa.ingest.load reads corpus.jsonl,
+        qa.ingest.chunk cuts each abstract into passages with the default ChunkSettings and the
+        packaged model's tokenizer; the text is the passage text without the title, as
+        qa/storage/index.py's `refresh_lexical` gives BM25);
   (ii)  SQLite FTS5 `bm25()` over the same passages pre-tokenised exactly as the product
-        (qa.lexical.tokenize: lower case, `(?u)\\b\\w\\w+\\b`, bm25s's STOPWORDS_EN removed,
+        (qa.storage.lexical.tokenize: lower case, `(?u)\\b\\w\\w+\\b`, bm25s's STOPWORDS_EN removed,
         PyStemmer english), joined by spaces, in a table with the unicode61 tokenizer
         (`remove_diacritics 0 tokenchars '_'`, so that it splits nothing the product keeps
         whole); the query is the same tokens, each quoted, OR-ed;
@@ -34,8 +34,8 @@ Part b, scale: passages made by repeating the distinct SciFact passages and SQuA
     .venv/bin/python bench/bm25_engines.py --json /tmp/bm25-bench/bm25.json
     .venv/bin/python bench/bm25_engines.py --sizes 100000 --skip-quality
 
-Reproduces: the comparison behind qa/postings.py (BM25 kept as term counts in qa's SQLite, not
-FTS5); none of its figures is recorded in eval/RESULTS.md or README.md today. Takes: not
+Reproduces: the comparison behind qa/storage/postings.py (BM25 kept as term counts in qa's SQLite,
+not FTS5); none of its figures is recorded in eval/RESULTS.md or README.md today. Takes: not
 recorded (each engine and size is stopped at --max-minutes).
 """
 
@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.lexical import tokenize
+from qa.storage.lexical import tokenize
 
 DEPTH = 100
 WORD = re.compile(r"\w+")
@@ -98,9 +98,9 @@ def read_split(folder: Path, split: str) -> tuple[dict[str, str], dict[str, dict
 
 def product_passages(corpus: Path) -> list[tuple[str, str, str]]:
     """(passage id, document id, passage text) as the product indexes SciFact."""
-    from qa.chunk import chunk_document
-    from qa.embed import SentenceTransformerEmbedder, model_folder
-    from qa.load import load_file
+    from qa.ingest.chunk import chunk_document
+    from qa.ingest.load import load_file
+    from qa.models.embed import SentenceTransformerEmbedder, model_folder
     from qa.settings import ChunkSettings, EmbedSettings
 
     settings = EmbedSettings()

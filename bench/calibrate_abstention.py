@@ -4,7 +4,7 @@ For every question of ClapNQ (300 answerable, 300 not; passages indexed once int
 .cache/bench/clapnq-index), of the seed sets (eval/seed.jsonl, eval/seed_chats.jsonl) and of
 SQuAD's fit articles (eval/squad/fit, 600 answerable and 600 on-topic unanswerable; indexed
 where `qa eval eval/squad` indexes them), the reader's confidence features are taken from
-`Engine.trace` (qa.reading.Features: the best sentence's cosine, by the sentence scorer
+`Engine.trace` (qa.answering.reading.Features: the best sentence's cosine, by the sentence scorer
 and by the retrieval embedder, its lead over the median sentence, its share of the
 question's terms that its passage's title lacks, whether it names
 what a "how many" question counts or whose role a "who is the R of X" question asks for, the
@@ -57,7 +57,7 @@ from answer_data import (
     squad_questions,
 )
 
-from qa.answer import confidence_of
+from qa.answering.answer import confidence_of
 from qa.settings import AnswerSettings, ConfidenceWeights
 
 # Answerable questions that must be answered: ClapNQ's target is 90%; the seed sets' is every

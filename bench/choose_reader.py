@@ -1,8 +1,8 @@
-"""Choices for the learned reader (qa/pair_reader.py), made on validation parts: how the answer's
-confidence comes from it, whether its probability orders the quotes, and how many sentences it
-reads. Each question of each part is read once with the reader on (every read sentence's
-probability kept); the answer is then composed as `Engine.ask` would under each choice, and
-each choice is judged at the threshold that answers 90% of the answerable questions.
+"""Choices for the learned reader (qa/models/pair_reader.py), made on validation parts: how the
+answer's confidence comes from it, whether its probability orders the quotes, and how many
+sentences it reads. Each question of each part is read once with the reader on (every read
+sentence's probability kept); the answer is then composed as `Engine.ask` would under each
+choice, and each choice is judged at the threshold that answers 90% of the answerable questions.
 
     PYTHONPATH=. .venv/bin/python bench/choose_reader.py eval/squad2/validation \\
         eval/squad/validation [--reader-folder DIR] [--sentences 4] [--json OUT]
@@ -26,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.answer import compose
+from qa.answering.answer import compose
+from qa.answering.read import log_odds
+from qa.answering.reading import Reading
 from qa.engine import Engine
 from qa.eval.baselines import CACHE_ROOT
 from qa.eval.beir import load_beir
 from qa.eval.heldout import part_questions
 from qa.eval.metrics import contains_any
-from qa.read import log_odds
-from qa.reading import Reading
 from qa.settings import Settings
 
 ANSWERED = 0.90

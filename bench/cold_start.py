@@ -115,9 +115,9 @@ class Failed(Exception):
 
 
 def qa_command() -> list[str]:
-    """The `qa` console script beside this interpreter, else `python -m qa.cli`."""
+    """The `qa` console script beside this interpreter, else `python -m qa.faces.cli`."""
     script = Path(sys.executable).parent / "qa"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "qa.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "qa.faces.cli"]
 
 
 def child_env(work: Path) -> dict[str, str]:

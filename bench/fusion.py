@@ -4,7 +4,7 @@ Scores every passage of the corpus for every query (cosine, BM25 coverage), then
 documents (max over their passages) under several fusions and prints nDCG@10 for each:
 dense only, BM25 only, reciprocal-rank fusion (LlamaIndex's `reciprocal_rerank`), per-query
 min-max fusion (LlamaIndex's `relative_score`), and the convex combination of absolute scores
-used by qa/retrieve.py for a sweep of weights. Tune on train; report test with `qa eval`.
+used by qa/answering/retrieve.py for a sweep of weights. Tune on train; report test with `qa eval`.
 
     python bench/fusion.py [--data ../shared/bench/scifact] [--split train] [--index DIR]
 
@@ -80,7 +80,7 @@ def main() -> None:
     data = Path(args.data)
     engine = Engine.open(sources=[data / "corpus.jsonl"], index_dir=args.index, show_progress=True)
     index = engine.index
-    lexical = index.lexical  # BM25 coverage (qa/lexical.py)
+    lexical = index.lexical  # BM25 coverage (qa/storage/lexical.py)
     keys = index.keys()  # one row per passage
     names = index.ids_of(keys)
     rows = [names[int(k)] for k in keys]

@@ -1,4 +1,4 @@
-"""Time HTML -> text (`qa.load._html_to_text`) on pages of many shapes, small and about 1 MB.
+"""Time HTML -> text (`qa.ingest.load._html_to_text`) on pages of many shapes, small and about 1 MB.
 
 One run prints, per shape, the page size, the median of 3 conversions in seconds, and the
 length of the text it gave. Name shapes to time only those (`--list` shows them).
@@ -16,7 +16,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from qa.load import _html_to_text
+from qa.ingest.load import _html_to_text
 
 MB = 2**20
 

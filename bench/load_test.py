@@ -58,7 +58,8 @@ def free_port() -> int:
 
 def start_server(port: int, workdir: Path) -> subprocess.Popen:
     """`qa serve` on seeds/ with a fresh index under workdir, on 127.0.0.1."""
-    cmd = [sys.executable, "-m", "qa.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+    cmd = [sys.executable, "-m", "qa.faces.cli", "serve", "--host", "127.0.0.1",
+           "--port", str(port),
            "--index", str(workdir / "index"), "--data", str(workdir / "data"),
            "--source", str(ROOT / "seeds")]
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}

@@ -40,7 +40,7 @@ Corpus: real text, SciFact's abstracts and the paragraphs of shared/train/squad-
 interleaved, written as JSONL files of 2,000 documents each into a temporary folder; past the
 distinct texts (about 14k passages) the same documents come again with an id suffix (`~r1`,
 `~r2`, ...) until the passage count is reached (the last document may pass it by a few).
-Passages are what the chunker makes (qa/chunk.py), counted once per distinct document.
+Passages are what the chunker makes (qa/ingest/chunk.py), counted once per distinct document.
 
 Vectors: each distinct passage is embedded once with the real model (the packaged MiniLM
 through `make_embedder`) in a preparation step of its own process, cached under --cache
@@ -290,39 +290,39 @@ class Phases:
         setattr(owner, attr, new)
 
     def install(self) -> None:
-        import qa.chunk
         import qa.engine
-        import qa.index
-        import qa.postings
-        import qa.segments
-        import qa.sync
-        import qa.vectors.faiss_store
-        from qa.db import Database
+        import qa.ingest.chunk
+        import qa.storage.index
+        import qa.storage.postings
+        import qa.storage.segments
+        import qa.storage.sync
+        import qa.storage.vectors.faiss_store
         from qa.engine import Engine
-        from qa.index import PassageIndex
-        from qa.store import IndexStore
-        from qa.vectors.faiss_store import FaissStore
+        from qa.storage.db import Database
+        from qa.storage.index import PassageIndex
+        from qa.storage.store import IndexStore
+        from qa.storage.vectors.faiss_store import FaissStore
 
         for owner, attr, label in [
             (qa.engine, "discover", "discover files"),
             (qa.engine, "needs_work", "needs_work (stat)"),
             (Engine, "_open", "open index (read or write)"),
-            (qa.segments, "verify", "  verify segments"),
-            (qa.index, "load_store", "  FaissStore.load"),
+            (qa.storage.segments, "verify", "  verify segments"),
+            (qa.storage.index, "load_store", "  FaissStore.load"),
             (qa.engine, "apply_changes", "apply_changes"),
-            (qa.sync, "_changed_files", "  changed files (stat, hash)"),
-            (qa.sync, "load_file", "  load files"),
+            (qa.storage.sync, "_changed_files", "  changed files (stat, hash)"),
+            (qa.storage.sync, "load_file", "  load files"),
             (PassageIndex, "add_documents", "  add_documents"),
-            (qa.chunk, "chunk_document", "    chunk_document"),
+            (qa.ingest.chunk, "chunk_document", "    chunk_document"),
             (PassageIndex, "_term_ids", "    BM25 terms"),
             (PassageIndex, "remove_documents", "  remove_documents"),
             (Engine, "_commit", "commit"),
             (PassageIndex, "check", "  check"),
-            (qa.index, "merge", "  BM25 segment (merge)"),
+            (qa.storage.index, "merge", "  BM25 segment (merge)"),
             (FaissStore, "save", "  FaissStore.save"),
-            (qa.vectors.faiss_store, "_ivf", "    IVF build"),
-            (qa.segments, "fsync_tree", "  fsync segment"),
-            (qa.segments, "sums", "  segment checksums"),
+            (qa.storage.vectors.faiss_store, "_ivf", "    IVF build"),
+            (qa.storage.segments, "fsync_tree", "  fsync segment"),
+            (qa.storage.segments, "sums", "  segment checksums"),
             (Database, "commit", "  SQLite commit"),
             (IndexStore, "write_files", "  write files.json"),
             (Engine, "_read_current", "  open the committed index"),
@@ -362,8 +362,8 @@ def notes(rounds: int) -> list[str]:
 def passages_of(files: list[Path], root: Path, real) -> list[list[str]]:
     """For each document of the files, the texts its passages give the embedder, through the
     real loader and chunker (as `PassageIndex.add_documents` makes them)."""
-    from qa.chunk import chunk_document, embed_text
-    from qa.load import load_file
+    from qa.ingest.chunk import chunk_document, embed_text
+    from qa.ingest.load import load_file
     from qa.settings import Settings
 
     settings = Settings()
@@ -381,9 +381,9 @@ def passages_of(files: list[Path], root: Path, real) -> list[list[str]]:
 def prep(cache_dir: Path, largest: int, rounds: int, n_queries: int) -> None:
     """Chunk the distinct documents once (kept in the cache), then embed with the real model
     what the largest size needs and the cache lacks."""
-    from qa.embed import make_embedder
-    from qa.home import cache_dir as qa_cache
+    from qa.models.embed import make_embedder
     from qa.settings import Settings
+    from qa.storage.home import cache_dir as qa_cache
 
     settings = Settings()
     real = make_embedder(settings.embed, qa_cache())
@@ -473,10 +473,10 @@ def write_corpus(docs: list[dict], target: int, folder: Path) -> tuple[int, int]
 def worker(corpus: Path, index_dir: Path, work: Path, cache_dir: Path, rounds: int,
            n_queries: int, n_ask: int, phases: Phases) -> dict:
     import qa.engine
-    from qa.embed import make_embedder
     from qa.errors import QAError
-    from qa.home import cache_dir as qa_cache
+    from qa.models.embed import make_embedder
     from qa.settings import Settings
+    from qa.storage.home import cache_dir as qa_cache
 
     real = make_embedder(Settings().embed, qa_cache())
     embedder = CachedEmbedder(real, VectorCache(cache_dir / "vectors"))
@@ -563,7 +563,7 @@ def scoped(engine, corpus: Path, questions: list[str], share: float = 0.01) -> d
     (`where=Where(patterns=...)`): p50/p95 of `retrieve` with the scope's keys kept by the
     snapshot, the time to resolve a scope afresh, whether every passage returned is in scope,
     and recall@10 of the scoped vector search against exact scores over the scope."""
-    from qa.scope import Where, passage_keys
+    from qa.answering.scope import Where, passage_keys
 
     index = engine.index
     names, keys = [], np.zeros(0, np.int64)
@@ -603,8 +603,8 @@ def warm_imports() -> None:
     import bm25s  # noqa: F401
     import llama_index.core.schema  # noqa: F401
 
-    from qa.chunk import _punkt, split_sentences
-    from qa.lexical import _stemmer
+    from qa.ingest.chunk import _punkt, split_sentences
+    from qa.storage.lexical import _stemmer
 
     _punkt()
     _stemmer()

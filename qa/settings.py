@@ -1,6 +1,6 @@
 """Every tunable of the pipeline, in one place, with defaults nobody has to touch.
 
-Importing this changes nothing in the process: the faces (qa/cli.py, the web app) set the
+Importing this changes nothing in the process: the faces (qa/faces/cli.py, the web app) set the
 environment they need.
 """
 
@@ -90,9 +90,9 @@ class AnswerSettings:
     seed sets and SQuAD fit articles; run it again after changing retrieval or the reader."""
 
     passages: int = 5  # nearest passages returned with every answer
-    reader: str = "sentences"  # what scores sentences: qa/read.py's READERS
+    reader: str = "sentences"  # what scores sentences: qa/answering/read.py's READERS
     # the reader's cosine of the question with a sentence comes from the learned sentence
-    # scorer (qa/scorer.py); False: from the retrieval embedder
+    # scorer (qa/models/scorer.py); False: from the retrieval embedder
     sentence_scorer: bool = True
     # the scorer's trained layers (a safetensors file as bench/train_sentence_scorer.py writes);
     # "": the ones qa ships (qa/models/sentence_scorer/)
@@ -128,8 +128,8 @@ class AnswerSettings:
     w_passage: float = 0.2
     heading_penalty: float = 0.1
     # + w_match * the IDF-weighted mean of the question's words matched token by token in the
-    # sentence (qa/maxsim.py). 0: off, as are the confidence's `match` and `matched`. On (0.5)
-    # it quotes the right sentence more often (SQuAD fit 0.898 -> 0.920 were every question
+    # sentence (qa/models/maxsim.py). 0: off, as are the confidence's `match` and `matched`. On
+    # (0.5) it quotes the right sentence more often (SQuAD fit 0.898 -> 0.920 were every question
     # answered) but the confidence must then be refitted with SQuAD fit, which declines seed
     # questions the hand-written rules keep: eval/results/token_match.md
     w_match: float = 0.0
@@ -167,7 +167,7 @@ class AnswerSettings:
     # ones that allows: 58.3% of ClapNQ's (precision 0.89, 93.0% answered), 48.0% of SQuAD's
     # (95.4% answered) and 13 of the seed sets' 13, answering 54 of their 56.
     threshold: float = 0.305
-    # The learned reader (qa/pair_reader.py) reads the question with each of the best
+    # The learned reader (qa/models/pair_reader.py) reads the question with each of the best
     # `reader_sentences` sentences and gives the probability that it answers; `reader_order`:
     # they are then quoted best by that probability first; the confidence's `answers` feature
     # is the best sentence's probability
@@ -176,13 +176,13 @@ class AnswerSettings:
     reader_order: bool = True
     reader_folder: str = ""  # "": the reader qa ships (qa/models/reader/)
     sentence_cache: int = 50_000  # sentence vectors kept in memory
-    # texts whose token vectors are kept when the word match is on (qa/maxsim.py; ~40 KB for a
-    # sentence of 50 tokens)
+    # texts whose token vectors are kept when the word match is on (qa/models/maxsim.py; ~40 KB for
+    # a sentence of 50 tokens)
     token_cache: int = 1024
 
     @property
     def word_match(self) -> bool:
-        """Whether the question's words are matched token by token (qa/maxsim.py)."""
+        """Whether the question's words are matched token by token (qa/models/maxsim.py)."""
         return bool(self.w_match or self.confidence.match or self.confidence.matched)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-# The query model's ONNX export (qa/home.py cache_dir): written once for every test and the
+# The query model's ONNX export (qa/storage/home.py cache_dir): written once for every test and the
 # processes they start, never in the user's own cache.
 os.environ.setdefault("QA_CACHE", os.path.join(tempfile.gettempdir(), "qa-test-cache"))
 

@@ -11,14 +11,15 @@ from dataclasses import replace
 import pytest
 from conftest import ROOT, SEEDS
 
-from qa import Engine, maxsim
-from qa.answer import DECLINE_TEXT, confidence_of
-from qa.english import Role, counted_words, read_question, role_asked, role_neighbours
+from qa import Engine
+from qa.answering.answer import DECLINE_TEXT, confidence_of
+from qa.answering.read import SentenceReader, sentence_score
+from qa.answering.reading import Reading
+from qa.answering.retrieve import WeightedQuery
 from qa.errors import BadQuestion
-from qa.read import SentenceReader, sentence_score
-from qa.reading import Reading
-from qa.retrieve import WeightedQuery
+from qa.models import maxsim
 from qa.settings import AnswerSettings
+from qa.text.english import Role, counted_words, read_question, role_asked, role_neighbours
 
 ANSWERABLE = [
     ("When did the State Department reduce the embassy staff?", "Sunday"),
@@ -258,7 +259,7 @@ def test_answer_serializes_to_json(seed_engine):
 
 def run_qa(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "qa.cli", *args], input=stdin, capture_output=True, text=True,
+        [sys.executable, "-m", "qa.faces.cli", *args], input=stdin, capture_output=True, text=True,
         cwd=ROOT, timeout=300,
     )
 

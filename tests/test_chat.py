@@ -9,10 +9,10 @@ import sys
 import pytest
 from conftest import ROOT, SEEDS
 
-from qa.answer import DECLINE_TEXT
-from qa.chat import Turn, resolve
-from qa.chat import self_containedness as _self_containedness
-from qa.english import asked_about, read_question, resolve_it, resolve_pronouns
+from qa.answering.answer import DECLINE_TEXT
+from qa.answering.chat import Turn, resolve
+from qa.answering.chat import self_containedness as _self_containedness
+from qa.text.english import asked_about, read_question, resolve_it, resolve_pronouns
 
 
 def self_containedness(question: str) -> float:
@@ -138,7 +138,7 @@ def test_qa_chat_keeps_history_until_reset(seed_index_dir):
     stdin = ("Who is NATO's Secretary-General?\nWhat did he say?\n\n/reset\nWhat did he say?\n"
              "/quit\nNever read\n")
     done = subprocess.run(
-        [sys.executable, "-m", "qa.cli", "chat", "--index", str(seed_index_dir),
+        [sys.executable, "-m", "qa.faces.cli", "chat", "--index", str(seed_index_dir),
          "--source", str(SEEDS)],
         input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=300,
     )
@@ -156,7 +156,7 @@ def test_qa_chat_keeps_history_until_reset(seed_index_dir):
 
 def test_qa_chat_ends_at_end_of_input(seed_index_dir):
     done = subprocess.run(
-        [sys.executable, "-m", "qa.cli", "chat", "--index", str(seed_index_dir),
+        [sys.executable, "-m", "qa.faces.cli", "chat", "--index", str(seed_index_dir),
          "--source", str(SEEDS)],
         input="What did Germany say?\n", capture_output=True, text=True, cwd=ROOT, timeout=300,
     )

@@ -20,7 +20,7 @@ WAIT = 600  # seconds at most for one command on a busy machine
 
 def qa(*args: str, cwd: Path, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", *args], cwd=cwd, text=True,
+        [sys.executable, "-m", "qa.faces.cli", *args], cwd=cwd, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT), "QA_HOME": str(cwd / "home")},
         **{"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kwargs},
     )  # fmt: skip

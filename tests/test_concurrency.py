@@ -241,6 +241,8 @@ def test_an_upload_keeps_its_status_while_thousands_of_other_calls_arrive(app, p
             sent = http.post("/gradio_api/call/list_documents", json={"data": []})
             assert sent.status_code == 200
     assert lock_is_held(index), "the upload ended before the other calls did: make it longer"
-    page.wait_for_selector("#qa-upload-status li")
-    assert "gazetteer.txt: indexed as gazetteer.txt" in page.inner_text("#qa-upload-status")
+    # the page's earlier uploads stay listed: wait for this one's own line
+    page.wait_for_function("document.querySelector('#qa-upload-status')"
+                           ".innerText.includes('gazetteer.txt: indexed as gazetteer.txt')",
+                           timeout=600_000)
     assert "gazetteer.txt" in {d["doc_id"] for d in engine.documents()}

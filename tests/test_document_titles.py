@@ -11,9 +11,9 @@ import pytest
 from conftest import SEED_FILE
 
 from qa import Engine
-from qa.cli import main
-from qa.load import load_file
-from qa.titles import sidecar_of
+from qa.faces.cli import main
+from qa.ingest.load import load_file
+from qa.ingest.titles import sidecar_of
 
 SEED_TITLE = "NATO strengthens presence in Eastern Europe"
 

@@ -13,8 +13,8 @@ import pytest
 from conftest import ROOT, SEEDS
 
 from qa import Engine
-from qa.embed import make_embedder, model_path
 from qa.errors import QAError
+from qa.models.embed import make_embedder, model_path
 from qa.settings import EmbedSettings, Settings
 
 QUESTION = "What did Russia demand?"
@@ -62,7 +62,7 @@ def test_an_unknown_model_is_one_clear_error(tmp_path):
 
 def test_the_cli_refuses_an_unknown_store_in_one_line(seed_index_dir):
     done = subprocess.run(
-        [sys.executable, "-m", "qa.cli", "ask", QUESTION, "--index", str(seed_index_dir),
+        [sys.executable, "-m", "qa.faces.cli", "ask", QUESTION, "--index", str(seed_index_dir),
          "--store", "bogus"],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
     )

@@ -12,7 +12,7 @@ import pytest
 from conftest import SEEDS
 
 from qa import Engine
-from qa.embed import SentenceTransformerEmbedder as Embedder
+from qa.models.embed import SentenceTransformerEmbedder as Embedder
 from qa.settings import ChunkSettings, Settings
 
 QUESTIONS = ["What did Russia demand?", "How many troops has Russia deployed?", "Who is Peskov?"]

@@ -135,7 +135,7 @@ def beir_folder(tmp_path_factory):
 def run_qa(*args: str, cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "qa.cli", *args],
+        [sys.executable, "-m", "qa.faces.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

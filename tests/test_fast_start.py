@@ -18,14 +18,14 @@ RIGHT = "never admit Ukraine"
 
 def run_qa(*args: str, cache) -> subprocess.CompletedProcess:
     env = {**os.environ, "QA_CACHE": str(cache)}
-    return subprocess.run([sys.executable, "-m", "qa.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "qa.faces.cli", *args], capture_output=True,
                           text=True, cwd=ROOT, env=env, timeout=600)
 
 
 def test_a_cold_question_imports_neither_torch_nor_llamaindex(seed_index_dir, cache):
     argv = ["ask", QUESTION, "--index", str(seed_index_dir)]
     code = (
-        f"import sys; from qa.cli import main; code = main({argv!r}); "
+        f"import sys; from qa.faces.cli import main; code = main({argv!r}); "
         "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers', "
         "'llama_index.core', 'bm25s') if m in sys.modules)); sys.exit(code)"
     )
@@ -83,7 +83,7 @@ def test_two_processes_make_a_missing_query_model_once(seed_index_dir, seed_engi
                                                         tmp_path):
     index_dir, model = without_query_model(seed_index_dir, seed_engine, cache, tmp_path)
     env = {**os.environ, "QA_CACHE": str(cache)}
-    runs = [subprocess.Popen([sys.executable, "-m", "qa.cli", "ask", QUESTION, "--index",
+    runs = [subprocess.Popen([sys.executable, "-m", "qa.faces.cli", "ask", QUESTION, "--index",
                               str(index_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, cwd=ROOT, env=env) for _ in range(2)]
     done = [(*proc.communicate(timeout=600), proc.returncode) for proc in runs]

@@ -6,7 +6,7 @@ import pytest
 from conftest import SEED_FILE
 from make_files import JSONL_RECORDS, LONG_TITLE, PDF_TITLE
 
-from qa.chunk import embed_text, split_sentences
+from qa.ingest.chunk import embed_text, split_sentences
 from qa.settings import ChunkSettings
 
 EXPECTED_DOCS = {
@@ -147,7 +147,7 @@ def test_markdown_title_is_the_heading(formats_engine):
 
 
 def test_doc_ids_are_paths_under_the_source(tmp_path):
-    from qa.load import discover, doc_id_for
+    from qa.ingest.load import discover, doc_id_for
 
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "a" / "b" / "deep.txt").write_text("Deep text.")

@@ -13,11 +13,11 @@ from conftest import SEEDS
 from make_files import GOOD_TEXT, TXT, write_bad_corpus, write_jsonl, write_pdf
 
 from qa import Engine
-from qa.answer import DECLINE_TEXT
-from qa.cli import main
+from qa.answering.answer import DECLINE_TEXT
 from qa.errors import BadQuestion, IndexDamaged, IndexLocked, QAError
+from qa.faces.cli import main
 from qa.settings import Settings
-from qa.store import IndexStore
+from qa.storage.store import IndexStore
 
 QUESTION = "What did Russia demand?"
 

@@ -26,7 +26,7 @@ WAIT = 600  # seconds at most for a step of a subprocess on a busy machine
 
 def qa(*args: str, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", *args],
+        [sys.executable, "-m", "qa.faces.cli", *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from conftest import ROOT
 
-from qa.load import _html_to_text, load_file
+from qa.ingest.load import _html_to_text, load_file
 
 # Converted in a child process so that a slow conversion is stopped, not waited for; the bound
 # is generous (the conversions take about a second together; quadratic code took minutes).
@@ -17,7 +17,7 @@ BIG_PAGES = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from qa.load import load_file
+    from qa.ingest.load import load_file
     folder = Path(sys.argv[1])
     pages = {
         "blocks.html": "<p>x</p>" * 40_000,
@@ -95,8 +95,8 @@ SHORT = ("Harbour lights", "The ferry left at dawn.", "Market day", "Fresh bread
 def passages(text: str) -> list[str]:
     from llama_index.core.schema import Document
 
-    from qa.chunk import chunk_document
-    from qa.embed import make_embedder
+    from qa.ingest.chunk import chunk_document
+    from qa.models.embed import make_embedder
     from qa.settings import ChunkSettings
 
     doc = Document(text=text, metadata={"doc_id": "page.html", "title": "", "source": "page.html"})

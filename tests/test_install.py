@@ -37,7 +37,7 @@ def test_the_app_and_the_seeds_are_parts_of_the_qa_package():
         "        if name == 'ui' or name.startswith('ui.'):\n"
         "            raise ImportError('a top-level ui was imported')\n"
         "sys.meta_path.insert(0, NoUI())\n"
-        "import qa.cli, qa.ui.app\n"
+        "import qa.faces.cli, qa.ui.app\n"
         "print(qa.ui.app.STYLE.is_file())\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -46,7 +46,7 @@ def test_the_app_and_the_seeds_are_parts_of_the_qa_package():
 
 
 def test_the_home_folder(tmp_path, monkeypatch):
-    from qa import home
+    from qa.storage import home
 
     monkeypatch.delenv("QA_HOME", raising=False)
     monkeypatch.delenv("XDG_DATA_HOME", raising=False)
@@ -69,7 +69,7 @@ def test_the_home_folder(tmp_path, monkeypatch):
 def qa(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
     base = {k: v for k, v in os.environ.items() if k not in ("QA_HOME", "XDG_DATA_HOME")}
     return subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", *args], cwd=cwd, text=True,
+        [sys.executable, "-m", "qa.faces.cli", *args], cwd=cwd, text=True,
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**base, "PYTHONPATH": str(ROOT), **env},
     )  # fmt: skip
@@ -144,7 +144,7 @@ def test_a_named_index_folder_without_an_index(tmp_path):
 def test_a_folder_added_from_python_stays_a_folder_source(tmp_path):
     """`Engine.add` of a folder keeps the folder, not its files one by one, as what later
     updates look through, also across a rebuild that names other sources."""
-    from qa.home import indexed_sources
+    from qa.storage.home import indexed_sources
 
     notes, other = tmp_path / "notes", tmp_path / "other"
     notes.mkdir()

@@ -18,13 +18,13 @@ from conftest import ROOT, SEEDS
 from make_files import GOOD_TEXT, write_jsonl
 
 from qa import Engine
-from qa.cli import main
-from qa.embed import Embedder, make_embedder
 from qa.errors import IndexInconsistent
-from qa.index import PassageIndex
-from qa.load import make_document
-from qa.records import FileRecord
+from qa.faces.cli import main
+from qa.ingest.load import make_document
+from qa.ingest.records import FileRecord
+from qa.models.embed import Embedder, make_embedder
 from qa.settings import Settings
+from qa.storage.index import PassageIndex
 
 KITE = "The red kite nests in oak trees."
 OWL = "The barn owl hunts voles at night."
@@ -310,13 +310,13 @@ def test_a_flipped_byte_in_current_through_the_command(seed_index_dir, tmp_path)
     shutil.copytree(seed_index_dir, index_dir)
     _flip(index_dir / "CURRENT")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-m", "qa.cli", "ask", QUESTION, "--index",
+    run = subprocess.run([sys.executable, "-m", "qa.faces.cli", "ask", QUESTION, "--index",
                           str(index_dir), "--source", str(SEEDS)],
                          capture_output=True, text=True, env=env, cwd=tmp_path)
     assert run.returncode == 1 and run.stdout == ""
     assert run.stderr == (f"qa: index at {index_dir} is damaged (CURRENT: UnicodeDecodeError); "
                           f"run `qa index --rebuild --index {index_dir}`\n")
-    run = subprocess.run([sys.executable, "-m", "qa.cli", "index", "--rebuild", "--index",
+    run = subprocess.run([sys.executable, "-m", "qa.faces.cli", "index", "--rebuild", "--index",
                           str(index_dir)], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "1 documents" in run.stdout

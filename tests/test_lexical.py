@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT
 
 from qa import Engine
-from qa.lexical import LexicalIndex
+from qa.storage.lexical import LexicalIndex
 
 QUESTIONS = [
     "What did Russia demand?",

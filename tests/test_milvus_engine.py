@@ -16,7 +16,7 @@ from conftest import ROOT, SEEDS
 from test_answers import ANSWERABLE, OFF_CORPUS, ON_TOPIC_UNANSWERED
 
 from qa import Engine
-from qa.answer import DECLINE_TEXT
+from qa.answering.answer import DECLINE_TEXT
 
 QUESTIONS = [q for q, _ in ANSWERABLE] + ON_TOPIC_UNANSWERED + OFF_CORPUS
 TOWER = ("The Zanthor Tower\n\nThe Zanthor Tower was designed by the architect Miriam Okonkwo "
@@ -58,8 +58,8 @@ def tower_file(folder: Path) -> Path:
 
 # ---- FAISS and Milvus answer alike -------------------------------------------------------------
 def test_each_engine_keeps_its_vectors_in_its_store(engines):
-    from qa.vectors.faiss_store import FaissStore
-    from qa.vectors.milvus_store import MilvusStore
+    from qa.storage.vectors.faiss_store import FaissStore
+    from qa.storage.vectors.milvus_store import MilvusStore
 
     assert isinstance(engines["faiss"].index.vectors, FaissStore)
     assert isinstance(engines["milvus"].index.vectors, MilvusStore)
@@ -104,7 +104,7 @@ def test_a_follow_up_is_answered_alike(engines):
 
 # ---- writes through Milvus ----------------------------------------------------------------------
 def test_adding_and_removing_documents_and_reopening_read_milvus(tmp_path, seed_copy):
-    from qa.vectors.milvus_store import MilvusStore
+    from qa.storage.vectors.milvus_store import MilvusStore
 
     spec, index = f"milvus:{tmp_path / 'vectors.db'}", tmp_path / "index"
     engine = Engine.open(sources=[seed_copy], index_dir=index, store=spec)
@@ -180,7 +180,7 @@ def test_a_relative_milvus_file_is_the_same_file_from_another_working_directory(
 # ---- the command line ---------------------------------------------------------------------------
 def qa(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "qa.cli", *args], cwd=cwd, capture_output=True, text=True,
+        [sys.executable, "-m", "qa.faces.cli", *args], cwd=cwd, capture_output=True, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT), "QA_HOME": str(cwd / "home")},
         timeout=WAIT,
     )

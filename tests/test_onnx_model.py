@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from conftest import ROOT, SEEDS
 
-from qa.embed import SentenceTransformerEmbedder, model_path
 from qa.errors import QAError
-from qa.onnx_model import OnnxQueryEncoder, export, metadata_path
+from qa.models.embed import SentenceTransformerEmbedder, model_path
+from qa.models.onnx_model import OnnxQueryEncoder, export, metadata_path
 from qa.settings import EmbedSettings
 
 MIN_COSINE = 0.9999
@@ -121,7 +121,7 @@ def test_onnx_vectors_match_sentence_transformers(encoder, st_model):
 
 
 def test_token_vectors_match_sentence_transformers(encoder, st_model):
-    # The answer step matches the question's words token by token (qa/maxsim.py) with the
+    # The answer step matches the question's words token by token (qa/models/maxsim.py) with the
     # token vectors of the run that embeds the sentences: the ONNX path and the torch path
     # (a model without an export) must give the same, truncated alike, special tokens out.
     texts = _real_texts()[:80] + sorted(_real_texts(), key=len)[-5:]
@@ -161,8 +161,8 @@ def test_the_query_path_imports_no_torch(exported, encoder):
     script = (
         "import json, sys\n"
         "from pathlib import Path\n"
-        "from qa.embed import model_path\n"
-        "from qa.onnx_model import OnnxQueryEncoder\n"
+        "from qa.models.embed import model_path\n"
+        "from qa.models.onnx_model import OnnxQueryEncoder\n"
         f"e = OnnxQueryEncoder(Path({str(exported)!r}), model_path())\n"
         "v = e.encode_queries(['Where did Biden meet his generals?'])\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
@@ -258,11 +258,11 @@ def test_an_export_of_another_model_version_is_stale(exported, tmp_path):
 
 
 def test_a_failed_export_leaves_the_previous_one(exported, st_model, tmp_path, monkeypatch):
-    import qa.onnx_model
+    import qa.models.onnx_model
 
     onnx_file = _copy(exported, tmp_path / "copy")
     before = {p.name: p.read_bytes() for p in onnx_file.parent.iterdir()}
-    monkeypatch.setattr(qa.onnx_model, "MIN_COSINE", 1.5)  # no export can pass its own check
+    monkeypatch.setattr(qa.models.onnx_model, "MIN_COSINE", 1.5)  # no export can pass its own check
     with pytest.raises(QAError, match="disagrees with sentence-transformers"):
         export(model_path(), onnx_file, model=st_model)
     after = {p.name: p.read_bytes() for p in onnx_file.parent.iterdir()}

@@ -14,7 +14,7 @@ from make_files import GOOD_TEXT
 from test_integrity import KITE, OWL, skipped
 
 from qa import Engine
-from qa.cli import main
+from qa.faces.cli import main
 
 
 def test_exit_status_when_the_files_given_are_rejected(seed_index_dir, tmp_path, capsys):
@@ -65,7 +65,8 @@ def test_a_folder_that_cannot_be_read_is_said(tmp_path):
     (docs / "locked").mkdir(parents=True)
     (docs / "locked" / "in.txt").write_text(KITE)
     (docs / "locked").chmod(0)
-    command = [sys.executable, "-m", "qa.cli", "index", str(docs), "--index", str(tmp_path / "ix")]
+    command = [sys.executable, "-m", "qa.faces.cli", "index", str(docs),
+               "--index", str(tmp_path / "ix")]
     if os.geteuid() == 0:
         if not shutil.which("setpriv"):
             pytest.skip("running as root without setpriv: no folder is unreadable to root")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import SEED_FILE
 
+from qa.answering.scope import BadFilter, Where
 from qa.errors import QAError
-from qa.rows import rows_in
-from qa.scope import BadFilter, Where
+from qa.storage.rows import rows_in
 
 RUSSIA = "What did Russia demand?"
 GARDEN = """# Garden diary
@@ -125,7 +125,7 @@ def test_rows_in_finds_the_rows_of_allowed_keys():
 
 def test_an_ivf_segment_searched_in_scope_finds_the_exact_neighbours(tmp_path, monkeypatch):
     """A scope of 1% of an IVF segment: every hit in scope, and the exact top 10 among it."""
-    from qa.vectors import faiss_store
+    from qa.storage.vectors import faiss_store
 
     monkeypatch.setattr(faiss_store, "APPROXIMATE_FROM", 1000)
     monkeypatch.setattr(faiss_store, "EXACT_AMONG", 50)  # past it: FAISS's id selector
@@ -150,7 +150,7 @@ def test_an_ivf_segment_searched_in_scope_finds_the_exact_neighbours(tmp_path, m
 
 def test_qa_ask_in_scopes_the_cli(two_folders):
     root, engine = two_folders
-    qa = [sys.executable, "-m", "qa.cli", "ask", "--index", str(root / "index")]
+    qa = [sys.executable, "-m", "qa.faces.cli", "ask", "--index", str(root / "index")]
     done = subprocess.run([*qa, RUSSIA, "--in", str(root / "work"), "--passages", "-k", "3"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

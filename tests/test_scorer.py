@@ -1,5 +1,5 @@
-"""The learned sentence scorer (qa/scorer.py): shipped as two layers, made into a model in the
-cache by an index build or the first question, and made again when that is damaged."""
+"""The learned sentence scorer (qa/models/scorer.py): shipped as two layers, made into a model in
+the cache by an index build or the first question, and made again when that is damaged."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import pytest
 from conftest import ROOT, SEED_FILE, SEEDS
 
 from qa import Engine
-from qa.embed import make_embedder
-from qa.scorer import DONE, LAYERS, SentenceScorer
+from qa.models.embed import make_embedder
+from qa.models.scorer import DONE, LAYERS, SentenceScorer
 from qa.settings import AnswerSettings, EmbedSettings, Settings
 
 QUESTION = "What did Russia demand?"
@@ -29,7 +29,7 @@ NEAR = "The US continues to communicate diplomatically with Russia."
 
 
 def run_ask(index_dir, cache) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "qa.cli", "ask", QUESTION, "--index",
+    return subprocess.run([sys.executable, "-m", "qa.faces.cli", "ask", QUESTION, "--index",
                            str(index_dir)], capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "QA_CACHE": str(cache)}, timeout=600)
 

@@ -12,7 +12,7 @@ import pytest
 from make_files import GOOD_TEXT
 
 from qa import Engine
-from qa.segments import merge_count
+from qa.storage.segments import merge_count
 
 QUESTION = "Who owns the village bakery?"
 
@@ -77,7 +77,7 @@ def test_segments_merge_while_they_are_small_beside_the_new_one():
 @pytest.mark.parametrize("block", [1, 7, 4_000_000])
 def test_merged_postings_equal_those_built_from_the_live_rows(monkeypatch, block):
     # merge copies postings a block of terms at a time; any block size gives the same segment
-    from qa import postings
+    from qa.storage import postings
 
     monkeypatch.setattr(postings, "BLOCK", block)
     rng = np.random.default_rng(0)

@@ -190,7 +190,8 @@ def test_a_non_loopback_bind_is_read_only_unless_asked(seed_index_dir, tmp_path)
     shutil.copytree(seed_index_dir, index)
     port = _free_port()
     log = tmp_path / "serve.log"
-    command = [sys.executable, "-m", "qa.cli", "serve", "--host", "0.0.0.0", "--port", str(port),
+    command = [sys.executable, "-m", "qa.faces.cli", "serve", "--host", "0.0.0.0",
+               "--port", str(port),
                "--index", str(index), "--source", str(SEEDS), "--data", str(tmp_path / "data")]
     env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}
     with open(log, "w") as out:
@@ -212,7 +213,7 @@ def test_a_non_loopback_bind_is_read_only_unless_asked(seed_index_dir, tmp_path)
 
 
 def test_allow_changes_and_read_only_together_is_one_line_and_exit_2(capsys):
-    from qa.cli import main
+    from qa.faces.cli import main
 
     assert main(["serve", "--allow-changes", "--read-only"]) == 2
     err = capsys.readouterr().err

@@ -144,7 +144,7 @@ def test_qa_eval_reports_both_parts(tmp_path):
 
 
 def test_baselines_are_refused_on_parts(tmp_path, capsys):
-    from qa.cli import main
+    from qa.faces.cli import main
 
     write_parts(build_parts(_tiny_squad(), cap=2), tmp_path, "tiny.json", 2)
     assert main(["eval", str(tmp_path), "--baselines"]) == 1

@@ -11,7 +11,8 @@ from pathlib import Path
 from conftest import ROOT
 
 PACKAGE = ROOT / "qa"
-STEPS = ["qa.chat", "qa.retrieve", "qa.read", "qa.answer"]  # the query path, in order
+# the query path, in order
+STEPS = ["qa.answering.chat", "qa.answering.retrieve", "qa.answering.read", "qa.answering.answer"]
 
 
 def module_names() -> dict[str, Path]:
@@ -75,6 +76,36 @@ def test_no_import_cycles_in_the_package():
     assert cycles(graph) == []
 
 
+# The stages, lowest first (each subpackage's __init__ says what it holds): a module imports only
+# from its own stage or those below it, so ingest and storage never import answering or a face.
+STAGES = [
+    ("qa.settings", "qa.schema", "qa.errors", "qa.progress"),
+    ("qa.text",),
+    ("qa.models",),
+    ("qa.ingest",),
+    ("qa.storage",),
+    ("qa.answering",),
+    ("qa.engine",),
+    ("qa.faces", "qa.eval"),
+]
+
+
+def stage_of(module: str) -> int:
+    for n, prefixes in enumerate(STAGES):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return n
+    raise AssertionError(f"{module} is in no stage: add its package to STAGES")
+
+
+def test_the_stages_only_import_downward():
+    names = module_names()
+    upward = {(m, i) for m, p in names.items() if m != "qa"
+              for i in imports_of(p, set(names)) - {"qa"} if stage_of(i) > stage_of(m)}
+    assert upward == set()
+    below_answering = [m for m in names if m != "qa" and stage_of(m) <= stage_of("qa.storage")]
+    assert "qa.storage.index" in below_answering and "qa.ingest.chunk" in below_answering
+
+
 def test_no_file_over_400_lines():
     files = [*PACKAGE.rglob("*.py"), *(ROOT / "ui").rglob("*.py")]
     long = {str(p.relative_to(ROOT)): n for p in files
@@ -88,7 +119,7 @@ def test_the_pipeline_holds_no_evaluation_code():
     assert "qa.eval.evaluate" in names
     users = {m for m, p in pipeline.items()
              if any(i.startswith("qa.eval") for i in imports_of(p, set(names)))}
-    assert users <= {"qa.commands"}  # `qa eval` runs it
+    assert users <= {"qa.faces.commands"}  # `qa eval` runs it
 
 
 def test_a_question_takes_each_step_once_and_nothing_calls_back(seed_engine):
@@ -123,7 +154,8 @@ def test_a_question_takes_each_step_once_and_nothing_calls_back(seed_engine):
 
 def test_importing_qa_changes_no_environment_variable():
     code = ("import os; before = dict(os.environ); "
-            "import qa, qa.settings, qa.engine, qa.english, qa.read, qa.answer, qa.chat; "
+            "import qa, qa.settings, qa.engine, qa.text.english, qa.answering.read, "
+            "qa.answering.answer, qa.answering.chat; "
             "print(sorted(k for k in os.environ if os.environ.get(k) != before.get(k)))")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("HF_", "TRANSFORMERS_", "TOKENIZERS_", "GRADIO_"))}

@@ -9,7 +9,7 @@ import pytest
 from test_answers import check_citations
 
 from qa import Engine
-from qa.chunk import split_sentences
+from qa.ingest.chunk import split_sentences
 
 NOTE = """# Weekly notes
 

@@ -70,7 +70,7 @@ def qa_serve(work: Path, options: dict, env: dict | None = None, flags: Sequence
     """`qa serve` started from `work` in its own process, stopped when the block ends;
     `flags`: more arguments as they are."""
     port, log = _free_port(), work / "serve.log"
-    command = [sys.executable, "-m", "qa.cli", "serve", "--port", str(port),
+    command = [sys.executable, "-m", "qa.faces.cli", "serve", "--port", str(port),
                *(str(x) for o in options.items() for x in o), *flags]  # fmt: skip
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
     with open(log, "w") as out:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.vectors import load_store, new_store
+from qa.storage.vectors import load_store, new_store
 
 DIM = 384
 
@@ -43,7 +43,7 @@ def make_keys(n: int, start: int = 1000) -> np.ndarray:
 
 class Index:
     """One index root's generation and its live segment folders, written the way
-    qa/index.py commits: each save goes into a new, empty segment folder, which replaces the
+    qa/storage/index.py commits: each save goes into a new, empty segment folder, which replaces the
     `merge` newest segments (all of them for a store that is `whole`, as Milvus)."""
 
     def __init__(self, root: Path) -> None:
@@ -366,7 +366,7 @@ def test_faiss_fetches_across_a_segment_left_empty_by_deletions(tmp_path):
 
 
 def test_faiss_ivf_segments_skip_tombstoned_and_pending_deleted_keys(tmp_path, monkeypatch):
-    from qa.vectors import faiss_store
+    from qa.storage.vectors import faiss_store
 
     monkeypatch.setattr(faiss_store, "APPROXIMATE_FROM", 300)  # an IVF index from 300 vectors
     monkeypatch.setattr(faiss_store, "CHUNK", 64)  # written and read back in several pieces
@@ -453,7 +453,7 @@ def milvus_spec(tmp_path: Path) -> str:
 
 
 def collections(spec: str) -> list[str]:
-    from qa.vectors import milvus_store
+    from qa.storage.vectors import milvus_store
 
     uri = milvus_store._uri(spec)
     return sorted(milvus_store._client(uri).list_collections())
@@ -525,7 +525,7 @@ def test_a_damaged_milvus_segment_is_a_one_line_value_error(tmp_path, damage, me
 
 
 def test_a_dropped_collection_is_a_one_line_value_error(tmp_path):
-    from qa.vectors import milvus_store
+    from qa.storage.vectors import milvus_store
 
     spec = milvus_spec(tmp_path)
     _, live, _, _ = held(spec, tmp_path, n=7)
@@ -544,7 +544,7 @@ def test_a_milvus_setting_without_a_database_is_refused(tmp_path, setting):
 
 
 def test_pending_deletes_past_milvus_top_k_limit_search_exactly(tmp_path, monkeypatch):
-    from qa.vectors import milvus_store
+    from qa.storage.vectors import milvus_store
 
     spec = milvus_spec(tmp_path)
     _, live, keys, vectors = held(spec, tmp_path / "milvus", n=40)
@@ -565,7 +565,7 @@ def test_a_second_process_cannot_open_a_milvus_lite_file_in_use(tmp_path):
     spec = milvus_spec(tmp_path)
     _, live, keys, vectors = held(spec, tmp_path, n=5)  # this process now holds the file
     code = (
-        "import sys; from pathlib import Path; from qa.vectors import load_store\n"
+        "import sys; from pathlib import Path; from qa.storage.vectors import load_store\n"
         "try:\n"
         f"    load_store({spec!r}, [Path({str(live[-1])!r})], {DIM})\n"
         "except Exception as exc:\n"
@@ -582,8 +582,8 @@ def test_a_second_process_cannot_open_a_milvus_lite_file_in_use(tmp_path):
 def test_milvus_is_not_imported_for_faiss():
     code = (
         "import sys, numpy as np\n"
-        "import qa, qa.vectors, qa.vectors.milvus_store\n"
-        "from qa.vectors import new_store\n"
+        "import qa, qa.storage.vectors, qa.storage.vectors.milvus_store\n"
+        "from qa.storage.vectors import new_store\n"
         "s = new_store('faiss', 4); s.add(np.asarray([1]), np.eye(1, 4, dtype=np.float32))\n"
         "assert s.search(np.eye(1, 4, dtype=np.float32)[0], 1)[0].tolist() == [1]\n"
         "print(sorted(m for m in sys.modules if 'milvus' in m and not m.startswith('qa.')))\n"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from qa import Engine
-from qa.cli import main
 from qa.errors import IndexDamaged, QAError
+from qa.faces.cli import main
 
 QUESTION = "What did Russia demand?"
 RIGHT = "never admit Ukraine"  # in the seed article's answer to QUESTION

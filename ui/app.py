@@ -20,8 +20,8 @@ from starlette.routing import Mount
 
 from qa.engine import Engine
 from qa.errors import QAError
+from qa.faces.service import ASK_DOC, DOCUMENTS_DOC, MAX_K, SEARCH_DOC, WHERE_DOC, Service
 from qa.schema import Answer
-from qa.service import ASK_DOC, DOCUMENTS_DOC, MAX_K, SEARCH_DOC, WHERE_DOC, Service
 from qa.ui import render, scripts
 from qa.ui.http_api import GradioCalls, make_api
 from qa.ui.library import FileResult, Library
@@ -157,7 +157,7 @@ def build_app(
         return _status(lib.remove(doc_ids)), *document_list()
 
     # The Gradio API's (and `qa serve --mcp`'s) tools; their docstrings are what a client
-    # reads (qa/service.py holds the text, shared with `qa mcp` and /api).
+    # reads (qa/faces/service.py holds the text, shared with `qa mcp` and /api).
     @one_line_errors
     def ask(question: str, history: list[str] | None = None,
             where: dict | str | None = None, request: gr.Request = None) -> dict:

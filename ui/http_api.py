@@ -2,7 +2,7 @@
 `GET /api/documents`, described at `/api/openapi.json` and `/api/docs`.
 
 A FastAPI app of its own, mounted on the one Gradio runs (Gradio's own API speaks a two-step
-queue protocol); it calls `qa.service.Service`, as the MCP tools do. Every refusal is a 4xx
+queue protocol); it calls `qa.faces.service.Service`, as the MCP tools do. Every refusal is a 4xx
 with one line of JSON, `{"error": "..."}`; nothing here changes the index.
 """
 
@@ -17,8 +17,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from qa.errors import IndexLocked, QAError
+from qa.faces.service import ASK_DOC, DOCUMENTS_DOC, MAX_K, SEARCH_DOC, WHERE_DOC, Service
 from qa.schema import one_line
-from qa.service import ASK_DOC, DOCUMENTS_DOC, MAX_K, SEARCH_DOC, WHERE_DOC, Service
 
 MAX_BODY = 1 << 20  # bytes a request body may hold
 log = logging.getLogger("qa.api")

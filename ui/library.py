@@ -17,7 +17,7 @@ from typing import Any
 
 from qa.engine import Engine
 from qa.errors import QAError
-from qa.records import DocumentRecord
+from qa.ingest.records import DocumentRecord
 from qa.schema import Answer, one_line
 from qa.ui import uploads
 
@@ -49,7 +49,7 @@ class Library:
     def ask(self, question: str, history: Sequence[str | Answer] = (), where: Any = None
             ) -> Answer:
         """`history`: the conversation's earlier questions, or its earlier Answers; `where`:
-        only from some documents (qa/scope.py)."""
+        only from some documents (qa/answering/scope.py)."""
         return self.engine.ask(question, history=list(history), where=where)
 
     def doc_text(self, doc_id: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import Document
 
-from qa.llama import LiveRetriever
+from qa.answering.llama import LiveRetriever
 
 CACHE_ROOT = Path(".cache") / "eval"  # relative to where `qa eval` runs, as index/ is
 
@@ -70,7 +70,7 @@ def engine_documents(engine) -> list[Document]:
 def llamaindex_embedding():
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
-    from qa.embed import model_path
+    from qa.models.embed import model_path
 
     return HuggingFaceEmbedding(model_name=str(model_path()), device="cpu")
 

@@ -1,0 +1,73 @@
+"""The learned reader (qa/models/pair_reader.py): the shipped model reads question and sentence
+together, finds the words that answer inside the quote, and a damaged copy is one clear line."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import pytest
+from conftest import SEEDS
+
+from qa import Engine
+from qa.errors import QAError
+from qa.models.pair_reader import FOLDER, PairReader, shipped
+from qa.settings import Settings
+
+BRAND = "Both tires are Continental Grand Prix 5000, 28 mm wide."
+PRESSURE = "I run the front tire at 4.5 bar and the rear at 5 bar on the road bike."
+
+
+def test_the_sentence_that_answers_outscores_the_one_that_is_only_about_it():
+    reader = shipped()
+    brand, pressure = reader.read("What brand are my bike tires?", [(PRESSURE, BRAND),
+                                                                     ("", PRESSURE)])
+    assert brand.probability > pressure.probability
+    assert "Continental" in BRAND[brand.phrase[0]:brand.phrase[1]]
+    assert 0 <= brand.phrase[0] < brand.phrase[1] <= len(BRAND)
+    assert reader.read("anything?", []) == []
+
+
+@pytest.fixture(scope="module")
+def reading_engine(seed_index_dir):
+    base = Settings()
+    settings = replace(base, answer=replace(base.answer, pair_reader=True))
+    return Engine.open(sources=[SEEDS], index_dir=seed_index_dir, settings=settings)
+
+
+def test_an_answer_names_its_key_phrase_inside_its_quote(reading_engine):
+    answer = reading_engine.ask("How many troops has Russia deployed near Ukraine?")
+    assert answer.answered and answer.key_phrase
+    cited = [c for c in answer.citations if c.phrase_start >= 0]
+    assert len(cited) == 1
+    c = cited[0]
+    text = reading_engine.document_text(c.passage.doc_id)
+    assert text[c.phrase_start:c.phrase_end] == answer.key_phrase
+    assert c.quote_start <= c.phrase_start < c.phrase_end <= c.quote_end
+    assert "100,000" in answer.key_phrase
+
+
+def test_a_summary_picked_by_rule_has_no_key_phrase(reading_engine):
+    answer = reading_engine.ask("Summarize the article")
+    assert answer.basis == "opening" and answer.key_phrase == ""
+    assert all(c.phrase_start == -1 for c in answer.citations)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garble", "record"])
+def test_a_damaged_reader_is_one_line_naming_the_file(tmp_path, damage):
+    folder = tmp_path / "reader"
+    shutil.copytree(FOLDER, folder)
+    if damage == "truncate":
+        onnx = folder / "reader.onnx"
+        onnx.write_bytes(onnx.read_bytes()[:1000])
+    elif damage == "garble":
+        onnx = folder / "reader.onnx"
+        data = bytearray(onnx.read_bytes())
+        data[:64] = b"\0" * 64
+        onnx.write_bytes(bytes(data))
+    else:
+        (folder / "reader.json").write_text("{", encoding="utf-8")
+    with pytest.raises(QAError) as error:
+        PairReader(folder)
+    message = str(error.value)
+    assert "\n" not in message and str(folder) in message and "reinstall qa" in message
