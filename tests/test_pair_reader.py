@@ -16,15 +16,22 @@ from qa.settings import Settings
 
 BRAND = "Both tires are Continental Grand Prix 5000, 28 mm wide."
 PRESSURE = "I run the front tire at 4.5 bar and the rear at 5 bar on the road bike."
+COUNT = ("The latest intelligence assessment from the Ukrainian Defense Ministry indicates that "
+         "Russia has now deployed more than 127,000 troops to the region.")
+ABOUT = "Russia has denied it is planning an invasion of Ukraine."
 
 
 def test_the_sentence_that_answers_outscores_the_one_that_is_only_about_it():
     reader = shipped()
-    brand, pressure = reader.read("What brand are my bike tires?", [(PRESSURE, BRAND),
-                                                                     ("", PRESSURE)])
-    assert brand.probability > pressure.probability
-    assert "Continental" in BRAND[brand.phrase[0]:brand.phrase[1]]
-    assert 0 <= brand.phrase[0] < brand.phrase[1] <= len(BRAND)
+    count, about = reader.read("How many troops has Russia deployed near Ukraine?",
+                               [("", COUNT), ("", ABOUT)])
+    assert count.probability > 4 * about.probability
+    staff = ("Non-essential staff and family members were ordered to leave out of an abundance "
+             "of caution.")  # about staff leaving, with no number: no answer to "how many"
+    assert reader.read("How many US embassy staff left Kyiv?", [("", staff)])[0].probability < 0.1
+    assert COUNT[count.phrase[0]:count.phrase[1]] == "127,000"
+    brand = reader.read("What brand are my bike tires?", [(PRESSURE, BRAND)])[0]
+    assert BRAND[brand.phrase[0]:brand.phrase[1]] == "Continental Grand Prix 5000"
     assert reader.read("anything?", []) == []
 
 
@@ -44,7 +51,7 @@ def test_an_answer_names_its_key_phrase_inside_its_quote(reading_engine):
     text = reading_engine.document_text(c.passage.doc_id)
     assert text[c.phrase_start:c.phrase_end] == answer.key_phrase
     assert c.quote_start <= c.phrase_start < c.phrase_end <= c.quote_end
-    assert "100,000" in answer.key_phrase
+    assert answer.key_phrase == "127,000"
 
 
 def test_a_summary_picked_by_rule_has_no_key_phrase(reading_engine):
