@@ -18,6 +18,7 @@ holds one. Minutes per part on 2 cores (SQuAD 2.0 validation: 357 questions).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import string
@@ -137,18 +138,31 @@ def main() -> None:
     parser.add_argument("--reader-folder", default="")
     parser.add_argument("--sentences", type=int, default=4)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--fit", type=Path, help="a fit part: also refit the logistic "
-                        "confidence on it, with and without the reader's log-odds")
+    parser.add_argument("--fit", type=Path, nargs="*", default=[],
+                        help="fit parts: also refit the logistic confidence on them, with and "
+                        "without the reader's log-odds")
+    parser.add_argument("--cache", type=Path, help="a folder keeping each part's readings, "
+                        "reused by a later run with the same reader and part")
     args = parser.parse_args()
     base = Settings()
     settings = replace(base, answer=replace(base.answer, pair_reader=True, reader_order=False,
                                             reader_sentences=args.sentences,
                                             reader_folder=args.reader_folder))
     report: dict = {}
-    parts = {str(folder): read_part(folder, settings) for folder in args.parts}
+    def cached(folder: Path) -> list[dict]:
+        if args.cache is None:
+            return read_part(folder, settings)
+        key = f"{folder.resolve()}|{args.reader_folder}|{args.sentences}"
+        path = args.cache / (hashlib.sha256(key.encode()).hexdigest()[:16] + ".json")
+        if not path.is_file():
+            args.cache.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(read_part(folder, settings)), encoding="utf-8")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    parts = {str(folder): cached(folder) for folder in args.parts}
     names = ["today", "reader confidence", "reader confidence and order"]
     if args.fit:
-        fit = read_part(args.fit, settings)
+        fit = [r for folder in args.fit for r in cached(folder)]
         today = [n for n in asdict(settings.answer.confidence) if n not in ("bias", "answers")]
         report["weights"] = {
             "refit, no reader": refit(fit, parts, today, "refit, no reader", "today"),
@@ -157,7 +171,8 @@ def main() -> None:
                                            "reader confidence and order"),
         }
         names += ["refit, no reader", "refit with the reader"]
-        report[f"{args.fit} (fit)"] = {name: judge(fit, name) for name in names}
+        report[f"{' + '.join(map(str, args.fit))} (fit)"] = {name: judge(fit, name)
+                                                              for name in names}
         print(json.dumps(report, indent=1), flush=True)
     for folder, records in parts.items():
         rows = {name: judge(records, name) for name in names}

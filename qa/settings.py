@@ -7,7 +7,7 @@ environment they need.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 FORMAT_VERSION = 7  # the index layout; a change rebuilds indexes written before it
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl")
@@ -200,6 +200,23 @@ class ChatSettings:
     resolved_alone: float = 0.8  # the most a question with a resolved pronoun weighs alone
     # he/she/his/her -> the person the last answer names; "it" acting -> the body last asked of
     resolve_pronouns: bool = True
+
+
+# The confidence with the learned reader, measured and not yet the default (eval/results/
+# reader.md): a logistic over the features above and the reader's log-odds, fitted by
+# bench/choose_reader.py --fit eval/squad2/fit eval/squad/fit (both SQuAD fit parts' questions
+# no rule decided), the threshold answering 92% of the answerable of both validation parts.
+READER_CONFIDENCE = ConfidenceWeights(
+    bias=-2.671, cosine=2.718, gap=-1.051, focus=0.676, asked=0.791, length=-0.112,
+    match=0.0, matched=0.0, embedder_cosine=-0.200, answers=0.797)
+READER_THRESHOLD = 0.2915
+
+
+def with_reader(answer: AnswerSettings) -> AnswerSettings:
+    """`answer` with the learned reader on and its confidence: quotes as without it (the order
+    the features were fitted in), the confidence and the key phrase from the reader."""
+    return replace(answer, pair_reader=True, reader_order=False,
+                   confidence=READER_CONFIDENCE, threshold=READER_THRESHOLD)
 
 
 @dataclass(frozen=True)

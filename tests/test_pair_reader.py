@@ -78,3 +78,19 @@ def test_a_damaged_reader_is_one_line_naming_the_file(tmp_path, damage):
         PairReader(folder)
     message = str(error.value)
     assert "\n" not in message and str(folder) in message and "reinstall qa" in message
+
+
+def test_with_the_reader_the_confidence_reads_question_and_sentence_together(seed_index_dir):
+    """The reader's confidence (settings.with_reader) declines a question the article is only
+    about: it names Lavrov and the Geneva meeting, never what he said after it."""
+    from qa.settings import with_reader
+
+    base = Settings()
+    engine = Engine.open(sources=[SEEDS], index_dir=seed_index_dir,
+                         settings=replace(base, answer=with_reader(base.answer)))
+    shipped_engine = Engine.open(sources=[SEEDS], index_dir=seed_index_dir)
+    question = "What did Lavrov say after the Geneva meeting?"
+    assert shipped_engine.ask(question).answered
+    assert not engine.ask(question).answered
+    counted = engine.ask("How many troops has Russia deployed near Ukraine?")
+    assert counted.answered and counted.key_phrase == "127,000"

@@ -106,7 +106,8 @@ class SentenceReader:
                             match=best.match if words else 1.0,
                             matched=float(best.maxima.min()) if words else 1.0,
                             embedder_cosine=self.embedder_cosine(queries, best),
-                            answers=log_odds(best.answers))
+                            answers=log_odds(max((c.answers for c in ranked
+                                                  if c.answers is not None), default=None)))
         if facts.asks == "definition" and self.settings.definition_rule:
             named = self.naming(facts.subject, passages)
             if not named:  # never named where the search looked: nothing introduces it

@@ -74,8 +74,9 @@ class Features:
     # the best sentence's cosine with the question by the retrieval embedder, as `cosine` is
     # by the learned scorer (the same as `cosine` when the scorer is off)
     embedder_cosine: float = 0.0
-    # the learned reader's log-odds that the best sentence answers (qa/models/pair_reader.py), so
-    # that a weight of 1 and nothing else makes the confidence its probability; 0 when it is off
+    # the learned reader's log-odds for the sentence it finds most likely to answer, of those it
+    # read (qa/models/pair_reader.py), so that a weight of 1 and nothing else makes the
+    # confidence its probability; 0 when it is off
     answers: float = 0.0
 
 
