@@ -73,8 +73,8 @@ class SentenceReader:
         scored: SentenceVectors | None = None,
     ) -> None:
         """`vectors`: the retrieval embedder's; `scored`: the learned scorer's
-        (qa/models/scorer.py),
-        whose cosine scores the sentences when `settings.sentence_scorer` is on."""
+        (qa/models/scorer.py), whose cosine scores the sentences when `settings.sentence_scorer`
+        is on."""
         self.index = index
         self.vectors = vectors
         self.scored = scored if scored is not None and settings.sentence_scorer else vectors
@@ -122,11 +122,7 @@ class SentenceReader:
         sentence before it; with `reader_order`, those first by its probability."""
         s = self.settings
         top = ranked[: s.reader_sentences]
-        units: dict[str, list[Candidate]] = {}
-        for c in top:
-            if c.passage.id not in units:
-                units[c.passage.id] = self.candidates([c.passage])
-        befores = [units[c.passage.id][c.index - 1].text if c.index > 0 else "" for c in top]
+        befores = [c.before.text if c.before is not None else "" for c in top]
         reader = pair_reader.shipped(Path(s.reader_folder) if s.reader_folder
                                      else pair_reader.FOLDER)
         for c, read in zip(top, reader.read(question, list(zip(befores, (c.text for c in top))))):
@@ -231,6 +227,7 @@ class SentenceReader:
                     a, b = a + x, a + y
                 c = Candidate(passage, i, passage.start + a, passage.start + b, passage.text[a:b])
                 c.heading = heading
+                c.before = out[-1] if i > 0 else None
                 out.append(c)
         return out
 
@@ -259,15 +256,13 @@ class SentenceReader:
             c.focus = focus_coverage(weights, known, titles[c.passage.id], around)
             c.score = cheap_score(c, s)
         # Embedding is the costly part: only the sentences best by the cheap signals.
-        position = {(c.passage.id, c.index): c for c in found}
         found.sort(key=lambda c: -c.score)
         found = found[: s.embedded_sentences]
         # A sentence is also read after the one before it, which often names its subject
         # ("Non-essential staff ... were ordered to leave" follows "... the embassy in Kyiv");
         # not after a heading, whose few topic words would lift every first sentence.
-        befores = [position.get((c.passage.id, c.index - 1)) for c in found]
-        befores = [b if s.window_cosine and b is not None and not b.heading else None
-                   for b in befores]
+        befores = [c.before if s.window_cosine and c.before is not None
+                   and not c.before.heading else None for c in found]
         windows = [f"{b.text} {c.text}" if b else c.text for c, b in zip(found, befores)]
         texts = [*(c.text for c in found), *windows]
         if self.scored is self.vectors:

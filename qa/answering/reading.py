@@ -26,6 +26,7 @@ class Candidate:
     heading: bool = False  # a title, heading or caption line rather than a sentence
     cosine: float = 0.0  # with the searches, weighted as they are
     support: float = 0.0  # with the search it matches best (a follow-up: alone or joined)
+    before: Candidate | None = field(default=None, repr=False)  # the passage's sentence before
     lead_in: Candidate | None = None  # the sentence before, when the two read together match best
     score: float = 0.0
     own_cosine: float = 0.0  # the sentence's cosine alone, not read after the one before

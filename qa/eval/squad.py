@@ -173,8 +173,8 @@ def _jsonl(path: Path, records: list[dict]) -> None:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
-def write_parts(parts: list[Part], out: Path, source: str, cap: int) -> None:
-    """Each part's BEIR folder, and `parts.json` naming the parts, their roles and counts."""
+def write_folders(parts: list[Part], out: Path) -> None:
+    """Each part's BEIR folder: corpus.jsonl, queries.jsonl, qrels.tsv (answerable -> gold)."""
     for part in parts:
         folder = out / part.name
         folder.mkdir(parents=True, exist_ok=True)
@@ -185,6 +185,11 @@ def write_parts(parts: list[Part], out: Path, source: str, cap: int) -> None:
             for r in part.queries:
                 if r["answerable"]:
                     fh.write(f"{r['_id']}\t{r['gold']}\t1\n")
+
+
+def write_parts(parts: list[Part], out: Path, source: str, cap: int) -> None:
+    """Each part's BEIR folder, and `parts.json` naming the parts, their roles and counts."""
+    write_folders(parts, out)
     manifest = {
         "source": source,
         "license": LICENSE,

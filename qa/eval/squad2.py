@@ -33,10 +33,10 @@ from qa.eval.squad import (
     LICENSE,
     BadSquad,
     Part,
-    _jsonl,
     answer_phrases,
     paragraphs_of,
     read_squad,
+    write_folders,
 )
 
 ROLES = {FIT: "fit", VALIDATION: "validation (held out)", TEST: "test (touch once)"}
@@ -121,16 +121,7 @@ def build_parts(data: list[dict]) -> list[Part]:
 
 def write_parts(parts: list[Part], out: Path, source: str) -> None:
     """Each part's BEIR folder, and `parts.json` naming the parts, their roles and counts."""
-    for part in parts:
-        folder = out / part.name
-        folder.mkdir(parents=True, exist_ok=True)
-        _jsonl(folder / "corpus.jsonl", part.corpus)
-        _jsonl(folder / "queries.jsonl", part.queries)
-        with open(folder / "qrels.tsv", "w", encoding="utf-8") as fh:
-            fh.write("query-id\tcorpus-id\tscore\n")
-            for r in part.queries:
-                if r["answerable"]:
-                    fh.write(f"{r['_id']}\t{r['gold']}\t1\n")
+    write_folders(parts, out)
     manifest = {
         "source": source,
         "license": LICENSE,
