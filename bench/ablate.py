@@ -1,35 +1,35 @@
-"""Ablate the answer step's hand-written rules: each rule switched off alone, the confidence
-refitted and its threshold chosen again on fit data only, then every set measured.
+"""Fit the answer's confidence and choose its threshold, and ablate the answer step's
+hand-written rules: each rule (or a tunable between two values) switched off or moved alone, the
+confidence refitted and its threshold chosen again, then every set measured.
 
-The confidence is refitted as bench/calibrate_abstention.py fits it (a logistic regression
-over the questions no rule decided of ClapNQ dev, the seed sets and the 3 SQuAD fit articles the
-sentence scorer was not trained on), with one fixed weighting (below); SQuAD's fit part
-(eval/squad/fit) is fit data for choosing which rules stay; SQuAD's validation part
-(eval/squad/validation) is only reported. For each variant the reader runs over every question
-(`Engine.trace`), its evidence is kept in --work (reused by a later run with the same variant
-and the same qa sources), a logistic regression fits the confidence and `calibrated_threshold`
-picks the threshold by calibrate_abstention.py's rule; the table then gives, per set, answers
-right / answered / declined as `qa eval` counts them, and the confidence's AUC (answerable
-against unanswerable, any threshold) and the answers right were every question answered
-(quotes) on both SQuAD parts. The first row is the shipped confidence and threshold
-(`AnswerSettings`) over the reader with every rule.
+Roles (qa/eval/splits.py):
+- fit (weights): ClapNQ dev (300 answerable, 300 not), the 3 SQuAD fit articles the sentence
+  scorer was not trained on (eval/squad/fit), and SQuAD 2.0's fit article the scorer was not
+  trained on, Islamism (eval/squad2/fit). A logistic regression over their questions no rule
+  decided, each set weighing the same, gives `ConfidenceWeights`.
+- validation (choices): SQuAD's validation articles (eval/squad/validation without Force, the
+  test article) and SQuAD 2.0's (eval/squad2/validation). The threshold is the one that answers
+  >= 95% of each validation part's answerable questions and >= 90% of ClapNQ's, and declines the
+  most unanswerable ones (the mean share over the two validation parts and ClapNQ); a rule stays
+  when switching it off loses on validation.
+- the seed sets (eval/seed.jsonl, eval/seed_chats.jsonl) and eval/fresh.jsonl (questions of
+  the seed article written after the rules, half of them near misses it does not answer):
+  reported only, never fitted or chosen on.
+
+For each variant the reader runs over every question (`Engine.trace`), its evidence is kept in
+--work (reused by a later run with the same variant and the same qa sources). The table gives,
+per set, right / answered / declined as `qa eval` counts them, the confidence's AUC
+(answerable against unanswerable, any threshold) and the answers right were every question
+answered (quotes). The first row is the confidence and threshold in `AnswerSettings`; the
+"all rules" row is the refit that `AnswerSettings` takes (its weights are printed last), with
+ClapNQ's own confidence cross-validated (`held_out_declines`).
 
     python bench/ablate.py [--only NAME,...] [--work DIR] [--seed-index DIR] [--out TABLE.md]
 
 (PYTHONPATH=. so that `qa` is this checkout's.)
 
-Reproduces: eval/results/ablation.md ("With the sentence scorer", the rules as committed), the
-table eval/RESULTS.md's "Ablation" section quotes. Takes: that run took 16 minutes
-(2026-12-02 16:23-16:39 UTC, 2 cores shared with the test suite); each variant's evidence is
-kept in --work, so a run whose evidence is cached takes less (how much was cached then is not
-recorded).
-
-The refit is not calibrate_abstention.py's search: one fixed weighting, FIT_SETS (ClapNQ 1,
-the seed sets 1, the 3 SQuAD fit articles 2), where calibrate_abstention.py tries four
-weightings and keeps the one that declines the most (for the shipped threshold 0.305 it chose
-ClapNQ 2). The threshold rule is the same as its (`calibrated_threshold`). So the "all rules"
-row, this weighting's refit of the reader as shipped, is the baseline the other rows compare
-with; the "shipped" row is `AnswerSettings` as it is.
+Reproduces: eval/results/ablation.md and the shipped `confidence` and `threshold` in
+qa/settings.py. Takes: about 2 minutes a variant whose evidence is not cached on 2 cores.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from answer_data import (
     CLAPNQ_INDEX,
     FEATURES,
     ROOT,
+    SQUAD2,
     Question,
     open_clapnq,
     open_seeds,
@@ -54,55 +55,81 @@ from answer_data import (
     squad_questions,
     with_settings,
 )
-from calibrate_abstention import MIN_ANSWERED, SCORER_UNTRAINED
 
 from qa import Engine
 from qa.answering.answer import choose, cite, confidence_of
 from qa.eval.metrics import contains_any
+from qa.eval.splits import VALIDATION_ARTICLES
 from qa.settings import ConfidenceWeights, Settings
 from qa.text import english
 
-# what the confidence is fitted on, as shipped, and how much each set weighs
-FIT_SETS = {"clapnq": 1.0, "seed": 1.0, "squad-fit": 2.0}
-# what makes the evidence: cached evidence is named by these files' digest, so a change to
-# them never reads evidence an older reader left in --work
-EVIDENCE_SOURCES = ("answer.py", "english.py", "read.py", "reading.py", "retrieve.py",
-                    "scorer.py", "settings.py")
+# what the confidence is fitted on, and how much each set weighs
+FIT_SETS = {"clapnq": 1.0, "squad-fit": 1.0, "squad2-fit": 1.0}
+# the fit articles bench/train_sentence_scorer.py held out as its dev: the scorer's cosine on
+# the others is that of questions it was trained on
+SCORER_UNTRAINED = ("Rhine", "Islamism", "United_Methodist_Church")
+# the share of answerable questions the threshold must answer, on validation and on ClapNQ
+MIN_ANSWERED = {"clapnq": 0.90, "squad-val": 0.95, "squad2-val": 0.95}
+SETS = ("squad-fit", "squad2-fit", "clapnq", "squad-val", "squad2-val", "seed", "chats", "fresh")
 
 
 def answer_settings(**changes):
     return lambda s: replace(s, answer=replace(s.answer, **changes))
 
 
-# name -> (what the rule is, settings without it, confidence features without it)
+def with_embedder(s: Settings) -> Settings:
+    """The embedder's cosine computed (it is only when its weight is not 0)."""
+    a = s.answer
+    return replace(s, answer=replace(a, confidence=replace(a.confidence, embedder_cosine=1.0)))
+
+
+def with_all(s: Settings) -> Settings:
+    return answer_settings(count_rule=True, role_rule=True, join_fragments=True,
+                           window_cosine=True, framing_words=True,
+                           definition_rule=True)(with_embedder(s))
+
+
+# features the confidence leaves out (the retrieval embedder's cosine: validation, 2026-12-06)
+LEFT_OUT = ("embedder_cosine",)
+
+# name -> (what the rule is, settings without it (or with it, "with ..."), confidence features
+# left out)
 VARIANTS = {
     "shipped": ("as shipped: every rule, `AnswerSettings`' confidence and threshold",
-                lambda s: s, ()),
-    "all rules": ("every rule, the confidence refitted", lambda s: s, ()),
-    "count": ("how-many counted words (`asked`)", answer_settings(count_rule=False), ()),
-    "role": ("who-is-the-R-of-X role (`asked`)", answer_settings(role_rule=False), ()),
-    "asked": ("count and role rules (`asked`)",
-              answer_settings(count_rule=False, role_rule=False), ()),
-    "embedder": ("the retrieval embedder's cosine (`embedder_cosine`)", lambda s: s,
-                 ("embedder_cosine",)),
-    "focus": ("title-lacking terms (`focus`)", lambda s: s, ("focus",)),
-    "gap": ("lead over the median sentence (`gap`)", lambda s: s, ("gap",)),
-    "fragments": ("fragment/continuation joined to the sentence before",
-                  answer_settings(join_fragments=False), ()),
-    "heading": ("heading penalty", answer_settings(heading_penalty=0.0), ()),
-    "lead-in": ("sentence read after the one before (lead-in)",
-                answer_settings(window_cosine=False), ()),
-    "framing": ("framing words not counted as terms", answer_settings(framing_words=False), ()),
-    "definition": ("definition questions answered by the introducing sentence",
-                   answer_settings(definition_rule=False), ()),
+                lambda s: s, LEFT_OUT),
+    "all rules": ("every rule, the confidence refitted", lambda s: s, LEFT_OUT),
+    "kind": ("a quantity or a time where the question asks one (`asked`, and quoted first)",
+             answer_settings(kind_rule=False), LEFT_OUT),
+    "kind first": ("the sentence saying the quantity or time asked quoted first",
+                   answer_settings(kind_window=1), LEFT_OUT),
+    "focus": ("title-lacking terms (`focus`)", lambda s: s, (*LEFT_OUT, "focus")),
+    "gap": ("lead over the median sentence (`gap`)", lambda s: s, (*LEFT_OUT, "gap")),
+    "heading": ("heading penalty", answer_settings(heading_penalty=0.0), LEFT_OUT),
     "overview": ("overview questions answered by the document's lead",
-                 answer_settings(overview_rule=False), ()),
+                 answer_settings(overview_rule=False), LEFT_OUT),
     "scorer": ("the learned sentence scorer (not a rule: the reader before it)",
-               answer_settings(sentence_scorer=False), ()),
+               answer_settings(sentence_scorer=False), LEFT_OUT),
     "pronouns": ("pronoun resolution (chats only)",
-                 lambda s: replace(s, chat=replace(s.chat, resolve_pronouns=False)), ()),
+                 lambda s: replace(s, chat=replace(s.chat, resolve_pronouns=False)), LEFT_OUT),
+    # the rules the first validation ablation let go, each put back alone, and all together
+    "with count": ("how-many counted words (`asked`), put back",
+                   answer_settings(count_rule=True), LEFT_OUT),
+    "with role": ("who-is-the-R-of-X role (`asked`), put back",
+                  answer_settings(role_rule=True), LEFT_OUT),
+    "with embedder": ("the retrieval embedder's cosine (`embedder_cosine`), put back",
+                      with_embedder, ()),
+    "with fragments": ("fragment/continuation joined to the sentence before, put back",
+                       answer_settings(join_fragments=True), LEFT_OUT),
+    "with lead-in": ("sentence read after the one before (lead-in), put back",
+                     answer_settings(window_cosine=True), LEFT_OUT),
+    "with framing": ("framing words not counted as terms, put back",
+                     answer_settings(framing_words=True), LEFT_OUT),
+    "with definition": ("definition questions answered by the introducing sentence, put back",
+                        answer_settings(definition_rule=True), LEFT_OUT),
+    "with all": ("every rule above put back (the rules as shipped before)", with_all, ()),
 }
 CHATS_ONLY = {"pronouns"}
+FEATURE_ONLY = {"focus", "gap"}  # the evidence of all rules, a feature left out
 
 
 def evidence_rows(engine: Engine, questions: list[Question], settings: Settings) -> list[dict]:
@@ -139,12 +166,12 @@ def best_evidence(trace) -> dict:
 
 
 def decides(row: dict) -> bool:
-    """Whether the confidence decides the question (as calibrate_abstention.decides)."""
+    """Whether the confidence decides the question: it has sentences and no rule decided."""
     return row["some"] and row.get("decided") is None
 
 
 def fit_weights(fit: dict[str, list[dict]], dropped: tuple[str, ...]) -> ConfidenceWeights:
-    """calibrate_abstention.fit over `fit` (set -> rows): the rows no rule decided, each set
+    """A logistic regression over `fit` (set -> rows): the rows no rule decided, each set
     weighing its FIT_SETS entry; a feature dropped or that never varies keeps weight 0."""
     from sklearn.linear_model import LogisticRegression
 
@@ -192,31 +219,59 @@ def auc(conf: np.ndarray, answerable: np.ndarray) -> float:
     return float(roc_auc_score(answerable, conf)) if 0 < answerable.sum() < len(conf) else 0.0
 
 
-def calibrated_threshold(fit: dict[str, list[dict]], weights: ConfidenceWeights) -> float:
-    """calibrate_abstention.py's rule: answer >= 90% of ClapNQ's answerable questions and >=
-    95% of the seed sets' and of SQuAD fit's, and within that decline the most unanswerable
-    questions (the mean share over ClapNQ and SQuAD fit)."""
-    conf = {name: confidences(rows, weights) for name, rows in fit.items()}
+def chosen_threshold(sets: dict[str, list[dict]], weights: ConfidenceWeights) -> float:
+    """The threshold answering MIN_ANSWERED of each of its sets' answerable questions that
+    declines the most of their unanswerable ones (the mean share); the highest of equals."""
+    conf = {name: confidences(sets[name], weights) for name in MIN_ANSWERED}
     best, best_key = 0.05, -1.0
     for t in np.round(np.arange(0.05, 0.95, 0.005), 3):
-        m = {name: measure(rows, conf[name], t) for name, rows in fit.items()}
-        if any(m[name]["answered"] < MIN_ANSWERED[name] for name in fit):
+        m = {name: measure(sets[name], conf[name], t) for name in MIN_ANSWERED}
+        if any(m[name]["answered"] < share for name, share in MIN_ANSWERED.items()):
             continue
-        key = (m["clapnq"]["declined"] + m["squad-fit"]["declined"]) / 2
+        key = float(np.mean([v["declined"] for v in m.values()]))
         if key >= best_key:
             best, best_key = float(t), key
     return best
 
 
+def held_out_declines(rows: list[dict], answered: float = 0.90, folds: int = 5,
+                      shuffles: int = 3) -> float:
+    """The most unanswerable questions a set's own confidence declines while answering
+    `answered` of its answerable ones, each question's confidence fitted on the other folds
+    (averaged over shuffles): what the features can tell apart within one set."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    x = np.array([r["features"] for r in rows])
+    y = np.array([r["answerable"] for r in rows])
+    scored = np.array([decides(r) for r in rows])
+    held = np.zeros(len(y))
+    for shuffle in range(shuffles):
+        for train, test in StratifiedKFold(folds, shuffle=True,
+                                           random_state=shuffle).split(x, y):
+            train = train[scored[train]]
+            model = LogisticRegression(C=10.0, max_iter=1000).fit(x[train], y[train])
+            held[test] += model.predict_proba(x[test])[:, 1] / shuffles
+    held = np.array([h if decides(r) else float(bool(r["some"] and r["decided"]))
+                     for r, h in zip(rows, held)])
+    best = 0.0
+    for t in np.unique(held):
+        out = held < t
+        if (~out & y).sum() >= answered * y.sum():
+            best = max(best, float((out & ~y).sum() / max((~y).sum(), 1)))
+    return best
+
+
 def evidence_version() -> str:
-    """The digest of EVIDENCE_SOURCES (qa's own files)."""
+    """The digest of qa's Python sources and settings: evidence cached in --work is named by
+    it, so a change to them never reads evidence an older reader left."""
     import hashlib
 
     import qa
 
     digest = hashlib.sha256()
-    for name in EVIDENCE_SOURCES:
-        digest.update((Path(qa.__file__).parent / name).read_bytes())
+    for path in sorted(Path(qa.__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -226,25 +281,32 @@ def run(only: list[str], work: Path, seed_index: Path) -> dict[str, dict]:
     def engine_of(name: str) -> tuple[Engine, list[Question]]:
         if name not in opened:
             opened[name] = {
-                "squad-fit": lambda: (open_squad("fit"), squad_questions("fit")),
-                "squad-val": lambda: (open_squad("validation"), squad_questions("validation")),
+                "squad-fit": lambda: (open_squad("fit"),
+                                      squad_questions("fit", SCORER_UNTRAINED)),
+                "squad2-fit": lambda: (open_squad("fit", SQUAD2),
+                                       squad_questions("fit", SCORER_UNTRAINED, SQUAD2)),
+                "squad-val": lambda: (open_squad("validation"),
+                                      squad_questions("validation", VALIDATION_ARTICLES)),
+                "squad2-val": lambda: (open_squad("validation", SQUAD2),
+                                       squad_questions("validation", VALIDATION_ARTICLES, SQUAD2)),
                 "clapnq": lambda: (open_clapnq(CLAPNQ_INDEX), read_clapnq()),
                 "seed": lambda: (open_seeds(seed_index),
                                  read_question_set(ROOT / "eval" / "seed.jsonl")),
                 "chats": lambda: (open_seeds(seed_index),
                                   read_question_set(ROOT / "eval" / "seed_chats.jsonl")),
+                "fresh": lambda: (open_seeds(seed_index),
+                                  read_question_set(ROOT / "eval" / "fresh.jsonl")),
             }[name]()
         return opened[name]
 
-    untrained = {q.id for q in squad_questions("fit", SCORER_UNTRAINED)}
     version = evidence_version()
     results = {}
     for variant in only:
         dropped = VARIANTS[variant][2]
         sets = {}
-        for name in ("squad-fit", "squad-val", "clapnq", "seed", "chats"):
+        for name in SETS:
             source = variant if name == "chats" or variant not in CHATS_ONLY else "all rules"
-            if VARIANTS[source][2] or source == "shipped":  # the evidence of all rules
+            if source in FEATURE_ONLY or source == "shipped":  # the evidence of all rules
                 source = "all rules"
             cache = work / f"{source}.{name}.{version}.json"
             if not cache.exists():
@@ -252,16 +314,18 @@ def run(only: list[str], work: Path, seed_index: Path) -> dict[str, dict]:
                 rows = evidence_rows(engine, questions, VARIANTS[source][1](Settings()))
                 cache.write_text(json.dumps(rows))
             sets[name] = json.loads(cache.read_text())
-        fit = {"clapnq": sets["clapnq"], "seed": sets["seed"] + sets["chats"],
-               "squad-fit": [r for r in sets["squad-fit"] if r["id"] in untrained]}
         if variant == "shipped":
             weights, threshold = Settings().answer.confidence, Settings().answer.threshold
         else:
-            weights = fit_weights(fit, dropped)
-            threshold = calibrated_threshold(fit, weights)
+            weights = fit_weights(sets, dropped)
+            threshold = chosen_threshold(sets, weights)
         results[variant] = {"threshold": threshold, "weights": weights, "sets": {
             name: measure(rows, confidences(rows, weights), threshold)
             for name, rows in sets.items()}}
+        if variant == "all rules":
+            results[variant]["clapnq_cv"] = held_out_declines(sets["clapnq"])
+            print(f"ClapNQ alone, 5-fold cross-validated: declines "
+                  f"{results[variant]['clapnq_cv']:.3f} at 90% answered", flush=True)
         print(variant, f"{threshold:.3f}", {n: {k: round(v, 3) for k, v in m.items()}
                                             for n, m in results[variant]["sets"].items()},
               flush=True)
@@ -269,10 +333,11 @@ def run(only: list[str], work: Path, seed_index: Path) -> dict[str, dict]:
 
 
 def table(results: dict[str, dict]) -> str:
-    head = ("| without | rule | SQuAD validation (held out): right / answered / declined, AUC, "
-            "quotes | SQuAD fit: right / answered / declined, AUC, quotes | ClapNQ: answered / "
-            "declined | seed: right, declined | chats: right | threshold |\n"
-            "|---|---|---|---|---|---|---|---:|")
+    head = ("| without | rule | SQuAD validation: right / answered / declined, AUC, quotes | "
+            "SQuAD 2.0 validation: the same | SQuAD fit (3 articles): the same | SQuAD 2.0 fit "
+            "(Islamism): the same | ClapNQ (fit): answered / declined | seed: right, declined | "
+            "chats: right | fresh: right, declined | threshold |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---:|")
     lines = [head]
     for variant, r in results.items():
         m = r["sets"]
@@ -281,14 +346,16 @@ def table(results: dict[str, dict]) -> str:
             return (f"{s['right']:.3f} / {s['answered']:.3f} / {s['declined']:.3f}, "
                     f"{s['auc']:.3f}, {s['quotes']:.3f}")
 
-        seed, chats = m["seed"], m["chats"]
+        seed, chats, fresh = m["seed"], m["chats"], m["fresh"]
         lines.append(
             f"| {'-' if variant in ('all rules', 'shipped') else variant} | "
             f"{VARIANTS[variant][0]} | "
-            f"{rad(m['squad-val'])} | {rad(m['squad-fit'])} | {m['clapnq']['answered']:.3f} / "
+            f"{rad(m['squad-val'])} | {rad(m['squad2-val'])} | {rad(m['squad-fit'])} | "
+            f"{rad(m['squad2-fit'])} | {m['clapnq']['answered']:.3f} / "
             f"{m['clapnq']['declined']:.3f} | {seed['n_right']}/{seed['n']}, "
             f"{seed['n_declined']}/{seed['n_un']} | {chats['n_right'] + chats['n_declined']}/"
-            f"{chats['n'] + chats['n_un']} | {r['threshold']:.3f} |")
+            f"{chats['n'] + chats['n_un']} | {fresh['n_right']}/{fresh['n']}, "
+            f"{fresh['n_declined']}/{fresh['n_un']} | {r['threshold']:.3f} |")
     return "\n".join(lines)
 
 

@@ -1,5 +1,5 @@
-"""Question sets for the answer benchmarks, read into one shape, and the evidence the reader
-finds for each question (`Engine.trace`; used by calibrate_abstention.py and ablate.py).
+"""Question sets for the answer benchmarks, read into one shape, and the engines that answer
+them (used by bench/ablate.py).
 
     seed set   eval/*.jsonl: {"id", "question", "answers": [phrases], "answerable", "history"};
                a sentence is right when it holds an answer phrase (case-insensitive)
@@ -7,9 +7,8 @@ finds for each question (`Engine.trace`; used by calibrate_abstention.py and abl
                sentence is right when it comes from the gold passage and at least half of its
                content words are in an answer
 
-Reproduces no figure of its own: the question sets and the evidence that bench/ablate.py and
-bench/calibrate_abstention.py read (it stays in bench/ while they import it). Its time is part
-of theirs.
+Reproduces no figure of its own: the question sets bench/ablate.py reads (it stays in bench/
+while it imports it). Its time is part of ablate's.
 """
 
 from __future__ import annotations
@@ -21,8 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from qa import Engine
-from qa.answering.reading import Candidate, Features
-from qa.schema import Answer, Passage
+from qa.schema import Answer
 from qa.settings import ConfidenceWeights, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,58 +87,32 @@ def open_seeds(index_dir: Path) -> Engine:
 
 
 SQUAD = ROOT / "eval" / "squad"
+SQUAD2 = ROOT / "eval" / "squad2"
 
 
-def squad_questions(part: str, articles: Sequence[str] | None = None) -> list[Question]:
-    """A part of eval/squad: "fit" (weights may be chosen on it) or "validation" (held out);
-    with `articles`, only the questions of those articles."""
+def squad_questions(part: str, articles: Sequence[str] | None = None,
+                    root: Path = SQUAD) -> list[Question]:
+    """A part of eval/squad (or of `root`, eval/squad2): "fit" (weights may be chosen on it) or
+    "validation" (choices); with `articles`, only the questions of those articles."""
     from qa.eval.beir import load_beir
 
-    dataset = load_beir(SQUAD / part)
+    dataset = load_beir(root / part)
     return [Question(qid, str(r["text"]), list(r.get("answers") or []),
                      bool(r.get("answerable", True))) for qid, r in dataset.records.items()
             if articles is None or r.get("article") in articles]
 
 
-def open_squad(part: str) -> Engine:
-    """The part's index as `qa eval eval/squad` builds it (the same cache folder)."""
+def open_squad(part: str, root: Path = SQUAD) -> Engine:
+    """The part's index as `qa eval eval/squad` (or `root`) builds it (the same cache folder)."""
     from qa.eval.baselines import CACHE_ROOT
     from qa.eval.beir import load_beir
 
-    dataset = load_beir(SQUAD / part)
+    dataset = load_beir(root / part)
     return Engine.open(sources=[dataset.corpus],
                        index_dir=ROOT / CACHE_ROOT / dataset.corpus_key() / "qa-index")
 
 
 FEATURES = ConfidenceWeights().features()  # the confidence's features, in order
-
-
-@dataclass
-class Evidence:
-    question: Question
-    passages: list[Passage]
-    candidates: list[Candidate]  # best first
-    features: Features
-    answer: Answer
-    decided: bool | None = None  # a rule's decision (`Reading.decided`), not the confidence's
-
-    def feature_row(self) -> list[float]:
-        """The features in `ConfidenceWeights.features()` order (a row to fit weights on)."""
-        return [float(getattr(self.features, name)) for name in FEATURES]
-
-
-def gather(engine: Engine, questions: list[Question], embed_all: bool = False) -> list[Evidence]:
-    """Run every question through the query path (`Engine.trace`), keeping the reader's
-    evidence: the passages searched, the ranked sentences and the confidence's features."""
-    if embed_all:  # every sentence of the scored passages gets its cosine (for tuning)
-        reader = engine.snapshot().reader
-        reader.settings = replace(reader.settings, embedded_sentences=10_000)
-    out = []
-    for q in questions:
-        trace = engine.trace(q.question, q.history)
-        out.append(Evidence(q, trace.passages, trace.reading.ranked, trace.reading.features,
-                            trace.answer, trace.reading.decided))
-    return out
 
 
 def with_settings(engine: Engine, settings: Settings) -> Engine:

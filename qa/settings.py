@@ -75,7 +75,7 @@ class ConfidenceWeights:
     length: float = -3.12
     match: float = 0.0
     matched: float = 0.0
-    embedder_cosine: float = 3.79
+    embedder_cosine: float = 0.0
     answers: float = 0.0
 
     def features(self) -> tuple[str, ...]:
@@ -103,7 +103,7 @@ class AnswerSettings:
     # sentence before it; that sentence is quoted too when the pair wins by lead_in_margin
     # (bench/tune_sentences.py --window-discounts, at commit 6c1a2ca; answers right: 0 seed
     # 0.900, ClapNQ 0.683; 0.08 seed 0.850, ClapNQ 0.690)
-    window_cosine: bool = True
+    window_cosine: bool = False
     window_discount: float = 0.0
     lead_in_margin: float = 0.05
     max_quotes: int = 3
@@ -115,7 +115,7 @@ class AnswerSettings:
     duplicate_cosine: float = 0.9  # sentences this similar to a chosen one are not quoted
     # a split-off piece (lower-case start, no letter, or at most fragment_words words) stays
     # with the sentence before it (english.continues); join_fragments=False keeps each apart
-    join_fragments: bool = True
+    join_fragments: bool = False
     fragment_words: int = 4
     # sentence score = w_cosine * cosine(question, sentence) + w_lexical * share of the
     # question's IDF-weighted terms in the sentence + w_context * the same in the sentence and
@@ -147,19 +147,24 @@ class AnswerSettings:
     role_window: int = 4  # words either side of a role word that may name whose role it is
     # the `asked` feature's two rules: what a "how many" question counts, whose role a "who is
     # the R of X" question asks for (bench/ablate.py measures each without the other)
-    count_rule: bool = True
-    role_rule: bool = True
+    count_rule: bool = False
+    role_rule: bool = False
+    # A "how many"/"how long" question's answer says a quantity, a "when" question's a time
+    # (english.answer_kind, holds_kind): the best of the first `kind_window` sentences that
+    # says one is quoted first, and the `asked` feature is 0 when none does
+    kind_rule: bool = True
+    kind_window: int = 3
     # "Summarize the article" is answered by the document's lead (its title line and first
     # lead_sentences sentences, fewer once they hold lead_words words); "Who is X?" by the one
     # that introduces X ("X is a ...", "NATO Secretary-General X"), declined when no document
     # the search found names X
     overview_rule: bool = True
-    definition_rule: bool = True
+    definition_rule: bool = False
     lead_sentences: int = 3
     lead_words: int = 80
     # question words that frame rather than say what it is about ("say", "describe") are not
     # among its terms (english.term_stopwords)
-    framing_words: bool = True
+    framing_words: bool = False
     # Below this confidence the answer declines. Chosen (bench/calibrate_abstention.py
     # --squad-articles Rhine,Islamism,United_Methodist_Church, with the confidence above:
     # ClapNQ weighing 2, the others 1) to answer >= 90% of ClapNQ's answerable questions and

@@ -19,7 +19,16 @@ from qa.answering.retrieve import WeightedQuery
 from qa.errors import BadQuestion
 from qa.models import maxsim
 from qa.settings import AnswerSettings
-from qa.text.english import Role, counted_words, read_question, role_asked, role_neighbours
+from qa.text.english import (
+    Role,
+    answer_kind,
+    counted_words,
+    holds_kind,
+    last_person,
+    read_question,
+    role_asked,
+    role_neighbours,
+)
 
 ANSWERABLE = [
     ("When did the State Department reduce the embassy staff?", "Sunday"),
@@ -162,6 +171,42 @@ def test_the_words_beside_a_role():
 )
 def test_what_a_how_many_question_counts(question, counted):
     assert counted_words(question) == counted
+
+
+@pytest.mark.parametrize(
+    "question,kind",
+    [("How many US embassy staff left Kyiv?", "quantity"),
+     ("How long did the siege last?", "quantity"),
+     ("What percentage of voters turned out?", "quantity"),
+     ("When did Russia annex Crimea?", "time"),
+     ("In what year was the bridge built?", "time"),
+     ("What did Russia demand?", None),
+     ("Who leads NATO?", None)],
+)
+def test_what_kind_of_answer_a_question_asks_for(question, kind):
+    assert answer_kind(question) == kind
+
+
+def test_a_sentence_without_a_number_or_a_time_does_not_say_one():
+    staff = "Non-essential staff and family members were ordered to leave the embassy."
+    assert not holds_kind(staff, "quantity")
+    assert holds_kind("About 127,000 troops are near the border.", "quantity")
+    assert holds_kind("Two arms shipments arrived.", "quantity")
+    assert not holds_kind(staff, "time")
+    assert holds_kind("The staff left on Sunday.", "time")
+    assert holds_kind("The wall was finished in 1644.", "time")
+
+
+@pytest.mark.parametrize(
+    "text,person",
+    [("Russian President Vladimir Putin said no.", "Vladimir Putin"),
+     ("German Chancellor Olaf Scholz said he would go.", "Olaf Scholz"),
+     ("Brian Williams said so.", "Brian Williams"),  # "-an", but a two-word name
+     ("The briefing at Camp David was led by Joe Biden.", "Joe Biden"),  # a place after "at"
+     ("They met in Eastern Europe.", None)],
+)
+def test_the_person_a_text_names_without_the_title_or_nationality_before_it(text, person):
+    assert last_person(text) == person
 
 
 WALL = """# Great Wall of China

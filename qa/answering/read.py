@@ -96,6 +96,7 @@ class SentenceReader:
         ranked = [c for c in scored if not c.heading]  # a heading names its section: no answer
         if not ranked:
             return Reading([], Features(length=length))
+        ranked = self.kind_first(facts, ranked)
         if self.settings.pair_reader:
             ranked = self.read_pairs(facts.text, ranked)
         best = ranked[0]
@@ -105,7 +106,9 @@ class SentenceReader:
                             asked=self.asked_for(facts, best), length=length,
                             match=best.match if words else 1.0,
                             matched=float(best.maxima.min()) if words else 1.0,
-                            embedder_cosine=self.embedder_cosine(queries, best),
+                            embedder_cosine=(self.embedder_cosine(queries, best)
+                                             if self.settings.confidence.embedder_cosine
+                                             else 0.0),
                             answers=log_odds(max((c.answers for c in ranked
                                                   if c.answers is not None), default=None)))
         if facts.asks == "definition" and self.settings.definition_rule:
@@ -116,6 +119,18 @@ class SentenceReader:
             if intro is not None:
                 return Reading([intro], features, True, "introduction")
         return Reading(ranked, features)
+
+    def kind_first(self, facts: QuestionFacts, ranked: list[Candidate]) -> list[Candidate]:
+        """For a question asking a quantity or a time (english.answer_kind) whose best sentence
+        says none, the best of the next `kind_window` that says one, first."""
+        s = self.settings
+        if not s.kind_rule or facts.kind is None or english.holds_kind(ranked[0].reading,
+                                                                       facts.kind):
+            return ranked
+        for i, c in enumerate(ranked[1 : s.kind_window], start=1):
+            if english.holds_kind(c.reading, facts.kind):
+                return [c, *ranked[:i], *ranked[i + 1 :]]
+        return ranked
 
     def read_pairs(self, question: str, ranked: list[Candidate]) -> list[Candidate]:
         """The best `reader_sentences` sentences read by the learned reader, each after the
@@ -173,12 +188,15 @@ class SentenceReader:
 
     def asked_for(self, facts: QuestionFacts, best: Candidate) -> float:
         """0 when the question asks for something `best` (with its lead-in) does not name, else
-        1: what a "how many" question counts ("tanks", where the sentence counts 127,000
+        1: a quantity or a time where the question asks "how many" or "when" and the sentence
+        says none; what a "how many" question counts ("tanks", where the sentence counts 127,000
         "troops"), or whose role a "who is the R of X" question asks for, when the sentence
         names the role only beside others ("Russian President Vladimir Putin" for "Who is the
         president of Ukraine?"); a sentence that never names the role tells nothing."""
         text = best.reading
         s = self.settings
+        if s.kind_rule and facts.kind is not None and not english.holds_kind(text, facts.kind):
+            return 0.0
         if (s.count_rule and facts.counted
                 and not self.names(facts.counted, english.lower_words(text))):
             return 0.0

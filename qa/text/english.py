@@ -27,6 +27,28 @@ _GENERIC_COUNTS = {"times", "people", "years", "months", "weeks", "days", "hours
                    "longer", "higher", "lower", "larger", "bigger", "smaller", "further", "time"}
 # "how many soldiers", "how much money": what is counted or measured follows
 _HOW_MANY = re.compile(r"\bhow (?:many|much)\s+([^?.!]*)", re.IGNORECASE)
+# Questions whose answer is a quantity or a time, and the words that say one: a sentence with
+# none of them does not answer ("How many staff left?" of "Staff were ordered to leave.").
+_ASKS_QUANTITY = re.compile(
+    r"\bhow (?:many|much|long|old|far|large|big|tall|high|deep|wide|often|fast)\b|"
+    r"\bwhat (?:percentage|proportion|share|number|amount)\b", re.IGNORECASE)
+_ASKS_TIME = re.compile(
+    r"^\W*when\b|\b(?:what|which) (?:year|years|day|date|month|century|decade|time|season|era)\b",
+    re.IGNORECASE)
+_NUMBER_WORDS = (
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\w+teen|twenty|thirty|"
+    r"forty|fifty|sixty|seventy|eighty|ninety|hundreds?|thousands?|millions?|billions?|"
+    r"trillions?|dozens?|half|quarter|third|twice|once|single|double|triple|several|few|"
+    r"percent|score")
+_QUANTITY = re.compile(r"\d|\b(?:" + _NUMBER_WORDS + r")\b", re.IGNORECASE)
+_TIME = re.compile(
+    r"\d|\b(?:january|february|march|april|june|july|august|september|october|november|"
+    r"december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|monday|tuesday|wednesday|"
+    r"thursday|friday|saturday|sunday|today|yesterday|tomorrow|tonight|morning|afternoon|"
+    r"evening|night|noon|midnight|day|days|week|weeks|weekend|month|months|year|years|decade|"
+    r"decades|century|centuries|era|ago|since|until|till|before|after|during|when|while|"
+    r"then|now|soon|later|earlier|recently|once|spring|summer|autumn|winter|season|"
+    r"period|time|times|dynasty|reign|war|" + _NUMBER_WORDS + r")\b", re.IGNORECASE)
 # "Who is the president of Ukraine?", "Who was the coach of the Browns?", "Who is Russia's top
 # diplomat?": the holder of a role (its last word) of something.
 _ROLE_OF = re.compile(
@@ -74,20 +96,24 @@ _OPENER = re.compile(
     r"else)\b", re.IGNORECASE,
 )
 # A person's name: two or more capitalised words ("Jens Stoltenberg", "Dmitry Peskov"), less
-# a title before it, and not a place or a body ("Eastern Europe", "White House").
+# a title or a nationality before it ("French President"), and not a place or a body ("Eastern
+# Europe", "White House"), nor the place after "at"/"in" ("at Camp David").
 _FULL_NAME = re.compile(r"\b[A-Z][a-z’'-]+(?:\s+[A-Z][a-z’'-]+)+\b")
 _TITLES = {
     "President", "Secretary", "General", "Minister", "Foreign", "Prime", "Chancellor",
     "Spokesman", "Spokeswoman", "Senator", "Governor", "Mr", "Mrs", "Ms", "Dr", "Sir", "King",
-    "Queen", "Pope", "Chief", "Defense", "State", "Kremlin", "Russian", "American", "British",
+    "Queen", "Pope", "Chief", "Defense", "State",
 }
+# a nationality's adjective ("Russian", "British", "Chinese"), taken off a name of 3+ words
+_NATIONALITY = re.compile(r"[A-Z][a-z]+(?:ian|an|ish|ese)$")
+_PLACE_BEFORE = re.compile(r"\b(?:at|in|near|into|across)\s+$")
 _POSTS = {"Spokesman", "Spokeswoman", "President", "Secretary", "General", "Minister",
           "Chancellor", "Senator", "Governor", "King", "Queen", "Pope", "Chief"}
 _NOT_PERSON = {
     "Europe", "European", "Eastern", "Western", "Northern", "Southern", "United", "States",
     "Kingdom", "Union", "Nations", "House", "Department", "Office", "Ministry", "Council",
     "Committee", "Party", "Army", "Forces", "Force", "Sea", "Ocean", "Republic", "City",
-    "University", "Street", "News", "Times", "Post", "Camp", "Bank", "Company", "Court",
+    "University", "Street", "News", "Times", "Post", "Bank", "Company", "Court",
     "Agency", "Service", "Organization", "Administration",
 }
 _SPEECH = re.compile(r"\b(said|says|told|added|announced|indicated|explained|stated)\b")
@@ -132,6 +158,7 @@ class QuestionFacts:
     text: str
     counted: tuple[str, ...]  # what a "how many" question counts: ("soldiers",)
     role: Role | None  # whose role a "who is the R of X" question asks for
+    kind: str | None  # "quantity" ("how many", "how long") or "time" ("when"), else None
     # "overview" (what a document says as a whole), "definition" ("Who is X?"), or None
     asks: str | None
     subject: tuple[str, ...]  # the words of the X a definition question asks about
@@ -154,6 +181,7 @@ def read_question(text: str) -> QuestionFacts:
         text=text,
         counted=tuple(counted_words(text)),
         role=role,
+        kind=answer_kind(text),
         asks="overview" if _OVERVIEW.match(text) else "definition" if subject else None,
         subject=subject,
         key_words=tuple(key_words(text)),
@@ -197,6 +225,20 @@ def counted_words(question: str) -> list[str]:
             break
         words.append(w)
     return [w for w in words if w[:1].islower() and w not in _GENERIC_COUNTS]
+
+
+def answer_kind(question: str) -> str | None:
+    """"quantity" when the answer is a number or an amount, "time" when it is a date or a
+    time, else None."""
+    if _ASKS_QUANTITY.search(question):
+        return "quantity"
+    return "time" if _ASKS_TIME.search(question) else None
+
+
+def holds_kind(text: str, kind: str) -> bool:
+    """Whether `text` says a quantity (a digit, a number word) or a time (a date, a day, a
+    time word) as `kind` asks."""
+    return bool((_QUANTITY if kind == "quantity" else _TIME).search(text))
 
 
 def role_asked(question: str) -> Role | None:
@@ -345,8 +387,11 @@ def last_person(text: str) -> str | None:
     else the last full name in it."""
     names = []
     for m in _FULL_NAME.finditer(text):
+        if _PLACE_BEFORE.search(text[max(0, m.start() - 8) : m.start()]):
+            continue  # "at Camp David": a place
         words = m.group(0).split()
-        while words and words[0] in _TITLES:
+        while words and (words[0] in _TITLES
+                         or len(words) > 2 and _NATIONALITY.match(words[0])):
             words.pop(0)
         if len(words) >= 2 and not _NOT_PERSON.intersection(words):
             names.append((" ".join(words), m))
