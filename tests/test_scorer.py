@@ -18,7 +18,7 @@ from conftest import ROOT, SEED_FILE, SEEDS
 from qa import Engine
 from qa.models.embed import make_embedder
 from qa.models.scorer import DONE, LAYERS, SentenceScorer
-from qa.settings import AnswerSettings, EmbedSettings, Settings
+from qa.settings import AnswerSettings, ConfidenceWeights, EmbedSettings, Settings
 
 QUESTION = "What did Russia demand?"
 RIGHT = "never admit Ukraine"
@@ -97,13 +97,15 @@ def test_a_damaged_scorer_is_made_again_by_the_next_question(
 def test_with_the_scorer_off_the_reader_scores_with_the_embedder(seed_index_dir, tmp_path):
     index_dir = tmp_path / "index"
     shutil.copytree(seed_index_dir, index_dir)
-    off = Settings(answer=AnswerSettings(sentence_scorer=False))
+    # the embedder's cosine is computed only while the confidence weighs it
+    weighed = replace(ConfidenceWeights(), embedder_cosine=1.0)
+    off = Settings(answer=AnswerSettings(sentence_scorer=False, confidence=weighed))
     engine = Engine.open(sources=[SEEDS], index_dir=index_dir, settings=off)
     assert engine.scorer is None
     reading = engine.trace(QUESTION).reading
     assert reading.features.embedder_cosine == reading.features.cosine
     on = Engine.open(sources=[SEEDS], index_dir=index_dir,
-                     settings=replace(off, answer=AnswerSettings()))
+                     settings=replace(off, answer=AnswerSettings(confidence=weighed)))
     scored = on.trace(QUESTION).reading
     assert scored.features.cosine != pytest.approx(scored.features.embedder_cosine, abs=1e-3)
-    assert RIGHT in on.ask(QUESTION).text
+    assert RIGHT in Engine.open(sources=[SEEDS], index_dir=index_dir).ask(QUESTION).text

@@ -5,11 +5,12 @@ answer's confidence is computed from. This is the reader slot: `READERS` names t
 `SentenceReader` scores every sentence of the top passages with absolute signals that mean the
 same from one question to the next (see `AnswerSettings` for the weights):
 
-    cosine    the question's embedding cosine with the sentence, or (less a discount) with the
-              sentence read after the one before it, quoted too when that clearly wins
-              (sentences are embedded in one batch per question, best first by the cheap
-              signals below, and cached by text); the embedding is the learned sentence
-              scorer's (qa/models/scorer.py), or with `sentence_scorer` off the retrieval embedder's
+    cosine    the question's embedding cosine with the sentence, or with `window_cosine` (off)
+              the better of it and (less a discount) the sentence read after the one before
+              it, quoted too when that clearly wins (sentences are embedded in one batch per
+              question, best first by the cheap signals below, and cached by text); the
+              embedding is the learned sentence scorer's (qa/models/scorer.py), or with
+              `sentence_scorer` off the retrieval embedder's
     lexical   the share of the question's IDF-weighted terms that the sentence holds; terms the
               corpus lacks count with the largest IDF, so they lower every sentence alike
     context   the same share over the sentence together with its neighbours
@@ -20,10 +21,11 @@ same from one question to the next (see `AnswerSettings` for the weights):
               off by default: eval/results/token_match.md)
 
 Two kinds of question are read by rule instead (`QuestionFacts.asks`): an overview ("Summarize
-the article") gets the lead of the best document; a definition ("Who is X?") the sentence
-introducing X, or a decline when no document the search found names X. Whether the best
-sentence names what the question asks for (`Features.asked`: what a "how many" question counts,
-whose role a "who is the R of X" question asks for) is one of the confidence's features.
+the article") gets the lead of the best document; with `definition_rule` (off), a definition
+("Who is X?") the sentence introducing X, or a decline when no document the search found names
+X. Whether the best sentence says the quantity or the time the question asks for
+(`Features.asked`, english.answer_kind; the best of the first few that does is put first) is
+one of the confidence's features.
 
 With `pair_reader` on, the learned reader (qa/models/pair_reader.py) then reads the question with
 each of the best `reader_sentences` sentences; its probability that a sentence answers orders them
@@ -79,8 +81,7 @@ class SentenceReader:
         self.vectors = vectors
         self.scored = scored if scored is not None and settings.sentence_scorer else vectors
         self.settings = settings
-        self.stopwords = (english.term_stopwords() if settings.framing_words
-                          else english.stopwords())
+        self.stopwords = english.stopwords()
 
     def read(
         self,
@@ -187,52 +188,23 @@ class SentenceReader:
         return []
 
     def asked_for(self, facts: QuestionFacts, best: Candidate) -> float:
-        """0 when the question asks for something `best` (with its lead-in) does not name, else
-        1: a quantity or a time where the question asks "how many" or "when" and the sentence
-        says none; what a "how many" question counts ("tanks", where the sentence counts 127,000
-        "troops"), or whose role a "who is the R of X" question asks for, when the sentence
-        names the role only beside others ("Russian President Vladimir Putin" for "Who is the
-        president of Ukraine?"); a sentence that never names the role tells nothing."""
-        text = best.reading
-        s = self.settings
-        if s.kind_rule and facts.kind is not None and not english.holds_kind(text, facts.kind):
-            return 0.0
-        if (s.count_rule and facts.counted
-                and not self.names(facts.counted, english.lower_words(text))):
-            return 0.0
-        if s.role_rule and facts.role is not None:
-            owner = [w for w in facts.role.owner if w.lower() not in self.stopwords]
-            near = english.role_neighbours(text, facts.role.word, self.settings.role_window)
-            if len(owner) > 1:
-                owner.append(" ".join(owner))  # "United States" ~ "US" 0.80
-            if owner and near is not None and not self.names(owner, set(near)):
-                return 0.0
+        """0 when the question asks a quantity or a time (english.answer_kind) and `best` (with
+        its lead-in) says none, else 1."""
+        if self.settings.kind_rule and facts.kind is not None:
+            return float(english.holds_kind(best.reading, facts.kind))
         return 1.0
-
-    def names(self, wanted: Sequence[str], words: set[str]) -> bool:
-        """Some word of `words` is one of `wanted` or near one by embedding cosine
-        (`word_cosine`: "soldiers" ~ "troops" 0.89, "tanks" ~ "troops" 0.54); words rather than
-        stems, so a synonym counts; an upper-case word ("US") is never a stopword."""
-        words = {w for w in words
-                 if w[:1].isalpha() and (w.isupper() or w.lower() not in self.stopwords)}
-        if not words:
-            return False
-        if {w.lower() for w in words} & {w.lower() for w in wanted}:
-            return True
-        wanted_vecs, word_vecs = self.vectors.encode(list(wanted), sorted(words))
-        return float((word_vecs @ wanted_vecs.T).max()) >= self.settings.word_cosine
 
     # ---- scoring -----------------------------------------------------------------------
     def candidates(self, passages: Sequence[Passage]) -> list[Candidate]:
-        """The sentences of the top passages; a piece the sentence splitter cut off stays
-        with the sentence before it (`english.continues`)."""
+        """The sentences of the top passages; with `join_pieces`, a piece the sentence splitter
+        cut off stays with the sentence before it (`english.continues`)."""
         out: list[Candidate] = []
         for passage in passages[: self.settings.scored_passages]:
             units: list[list[int]] = []
             for a, b in self.index.sentence_spans(passage.id):
-                gap = passage.text[units[-1][1] : a] if units else ""
-                if units and self.settings.join_fragments and english.continues(
-                        gap, passage.text[a:b], self.settings.fragment_words):
+                if units and self.settings.join_pieces and english.continues(
+                        passage.text[units[-1][0] : units[-1][1]],
+                        passage.text[units[-1][1] : a], passage.text[a:b]):
                     units[-1][1] = b
                 else:
                     units.append([a, b])

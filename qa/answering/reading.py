@@ -60,8 +60,8 @@ class Features:
     # title: every passage of a document shares its topic, so only the rest of the question
     # tells whether this one answers it
     focus: float = 0.0
-    # 0 when the question asks for something the best sentence does not name: what a "how
-    # many" question counts, or whose role a "who is the R of X" question asks for; else 1
+    # 0 when the question asks a quantity ("how many") or a time ("when") and the best
+    # sentence says none (english.answer_kind, holds_kind); else 1
     asked: float = 1.0
     # the question's words / `long_question` (at most 1): a long question shares more words
     # with any sentence, so the same cosine means less
@@ -73,7 +73,8 @@ class Features:
     match: float = 1.0
     matched: float = 1.0
     # the best sentence's cosine with the question by the retrieval embedder, as `cosine` is
-    # by the learned scorer (the same as `cosine` when the scorer is off)
+    # by the learned scorer (the same as `cosine` when the scorer is off); 0, not computed,
+    # while its weight is 0 (validation let it go: eval/results/ablation.md)
     embedder_cosine: float = 0.0
     # the learned reader's log-odds for the sentence it finds most likely to answer, of those it
     # read (qa/models/pair_reader.py), so that a weight of 1 and nothing else makes the

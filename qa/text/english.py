@@ -17,16 +17,6 @@ from functools import lru_cache
 WORD = re.compile(r"[\w'’-]+")
 
 # ---- what a question asks for ----------------------------------------------------------
-# Words after "how many" that end what is counted: verbs, prepositions, "there", "and".
-_COUNT_END = {"do", "does", "did", "are", "is", "were", "was", "have", "has", "had", "can", "could",
-              "will", "would", "should", "must", "may", "might", "been", "be", "there", "in",
-              "on", "of", "per", "for", "at", "to", "from", "with", "by", "and", "or"}
-# Counts that say nothing of what is counted ("how many times", "how many people").
-_GENERIC_COUNTS = {"times", "people", "years", "months", "weeks", "days", "hours", "minutes",
-                   "seconds", "ones", "kinds", "types", "more", "other", "others", "less",
-                   "longer", "higher", "lower", "larger", "bigger", "smaller", "further", "time"}
-# "how many soldiers", "how much money": what is counted or measured follows
-_HOW_MANY = re.compile(r"\bhow (?:many|much)\s+([^?.!]*)", re.IGNORECASE)
 # Questions whose answer is a quantity or a time, and the words that say one: a sentence with
 # none of them does not answer ("How many staff left?" of "Staff were ordered to leave.").
 _ASKS_QUANTITY = re.compile(
@@ -49,24 +39,6 @@ _TIME = re.compile(
     r"decades|century|centuries|era|ago|since|until|till|before|after|during|when|while|"
     r"then|now|soon|later|earlier|recently|once|spring|summer|autumn|winter|season|"
     r"period|time|times|dynasty|reign|war|" + _NUMBER_WORDS + r")\b", re.IGNORECASE)
-# "Who is the president of Ukraine?", "Who was the coach of the Browns?", "Who is Russia's top
-# diplomat?": the holder of a role (its last word) of something.
-_ROLE_OF = re.compile(
-    r"^\W*who(?:\s+(?:is|was|are|were)|'s|’s)\s+(?:the\s+)?(?:(?:current|present|new|first|last|"
-    r"former)\s+)?(?!(?:an?|one)\s)((?:[\w-]+\s+){0,2}?[\w-]+)\s+of\s+(?:the\s+)?([^?.!]+?)\W*$",
-    re.IGNORECASE,
-)
-_ROLE_OWNER = re.compile(
-    r"^\W*who\s+(?:is|was|are|were)\s+([\w-]+(?:\s+[\w-]+)?)['’]s?\s+((?:[\w-]+\s+){0,2}?[\w-]+)"
-    r"\W*$", re.IGNORECASE,
-)
-# Words that frame a question rather than say what it is about (besides NLTK's stopwords).
-_FRAMING = {
-    "say", "said", "tell", "told", "describe", "explain", "mention", "mentioned", "according",
-    "article", "document", "documents", "text", "report", "reported", "happen", "happened",
-    "anything", "something", "thing", "things", "much", "many", "kind", "type", "also",
-}
-
 # "Summarize the article", "summarize", "What is this document about?", "Give me an overview":
 # asks for what a document says as a whole, answered by its lead.
 _DOC = r"(?:article|document|text|story|page|file|report|piece|paper|essay|post)"
@@ -144,20 +116,10 @@ _CLOSING = (".", "!", "?", "”", '"', "’", "'")
 
 
 @dataclass(frozen=True)
-class Role:
-    """A "who is the R of X" question's role word ("president") and its owner's words."""
-
-    word: str
-    owner: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class QuestionFacts:
     """What one question asks for and leans on, read once."""
 
     text: str
-    counted: tuple[str, ...]  # what a "how many" question counts: ("soldiers",)
-    role: Role | None  # whose role a "who is the R of X" question asks for
     kind: str | None  # "quantity" ("how many", "how long") or "time" ("when"), else None
     # "overview" (what a document says as a whole), "definition" ("Who is X?"), or None
     asks: str | None
@@ -175,12 +137,9 @@ def read_question(text: str) -> QuestionFacts:
     words = [w.lower() for w in WORD.findall(text)]
     stop = stopwords()
     content = [w for w in words if w not in stop and w not in ANAPHORA]
-    role = role_asked(text)
-    subject = tuple(defined(text)) if role is None else ()  # "Who is NATO's R?" asks a role
+    subject = tuple(defined(text))
     return QuestionFacts(
         text=text,
-        counted=tuple(counted_words(text)),
-        role=role,
         kind=answer_kind(text),
         asks="overview" if _OVERVIEW.match(text) else "definition" if subject else None,
         subject=subject,
@@ -206,27 +165,6 @@ def stopwords() -> frozenset[str]:
     return frozenset(words.read_text(encoding="utf-8").split())
 
 
-@lru_cache(maxsize=1)
-def term_stopwords() -> frozenset[str]:
-    """Words that never count as what a question is about: stopwords and framing words."""
-    return stopwords() | _FRAMING
-
-
-def counted_words(question: str) -> list[str]:
-    """What a "how many" question counts (or a "how much" one measures): its first two words
-    up to a verb or preposition, without names and generic counts. "How many American soldiers
-    could be sent?" -> ["soldiers"]; "How much money ...?" -> ["money"]; [] for any other."""
-    m = _HOW_MANY.search(question)
-    if not m:
-        return []
-    words = []
-    for w in WORD.findall(m.group(1))[:2]:
-        if w.lower() in _COUNT_END:
-            break
-        words.append(w)
-    return [w for w in words if w[:1].islower() and w not in _GENERIC_COUNTS]
-
-
 def answer_kind(question: str) -> str | None:
     """"quantity" when the answer is a number or an amount, "time" when it is a date or a
     time, else None."""
@@ -241,20 +179,6 @@ def holds_kind(text: str, kind: str) -> bool:
     return bool((_QUANTITY if kind == "quantity" else _TIME).search(text))
 
 
-def role_asked(question: str) -> Role | None:
-    """The role of a "who is the R of X" or "who is X's R" question: "Who is the president of
-    Ukraine?" -> Role("president", ("Ukraine",)); else None."""
-    m = _ROLE_OF.match(question)
-    if m:
-        role, owner = m.group(1), m.group(2)
-    else:
-        m = _ROLE_OWNER.match(question)
-        if not m:
-            return None
-        owner, role = m.group(1), m.group(2)
-    return Role(role.split()[-1].lower(), tuple(WORD.findall(owner)))
-
-
 def defined(question: str) -> list[str]:
     """What a "Who is X?" or "What is X?" question asks to be introduced: X's words, when X is
     a name ("Jens Stoltenberg", "the Kremlin") or "a"/"an" and at most three words ("a
@@ -263,6 +187,8 @@ def defined(question: str) -> list[str]:
     if not m:
         return []
     words = WORD.findall(m.group(2))
+    if any(w.endswith(("'s", "’s")) for w in words):
+        return []  # "Who is NATO's Secretary-General?" asks who holds a post
     article = words[0].lower() if words and words[0].lower() in _ARTICLES else None
     words = words[1:] if article else words
     if not words or len(words) > 4:
@@ -306,18 +232,6 @@ def lower_words(text: str) -> set[str]:
 
 
 # ---- what a text holds -------------------------------------------------------------------
-def role_neighbours(text: str, role: str, window: int) -> list[str] | None:
-    """The words within `window` of each mention of `role` in `text` ("Russian President
-    Vladimir Putin plans" for "president"), or None when `text` never names the role."""
-    words = WORD.findall(text)
-    at = [i for i, w in enumerate(words) if w.lower() in (role, f"{role}s")]
-    if not at:
-        return None
-    near = {j for i in at for j in range(i - window, i + window + 1)
-            if 0 <= j < len(words) and j != i}
-    return [words[j] for j in sorted(near)]
-
-
 def is_heading_line(text: str, before: str, after: str) -> bool:
     """A line of its own without closing punctuation: a title, heading or caption."""
     starts_line = not before.strip() or before.rstrip(" \t").endswith("\n")
@@ -371,15 +285,22 @@ def is_heading_paragraph(last_char: str, words: int, max_words: int) -> bool:
     return words <= max_words and last_char not in ".!?:;\"'”’)»"
 
 
-def continues(gap: str, text: str, fragment_words: int) -> bool:
-    """The sentence `text` is a piece of the one before it (same paragraph): it starts in lower
-    case, or has at most `fragment_words` words, or no letter ("at 3 p.m." keeps its "ET")."""
+# Abbreviations a sentence splitter may end a sentence after ("at 3 p.m. ET", "the U.S. Army")
+_ABBREVIATION = re.compile(
+    r"(?:\b(?:[ap]\.m|[A-Za-z]\.[A-Za-z](?:\.[A-Za-z])*|Mr|Mrs|Ms|Dr|St|Jr|Sr|No|Nos|vs|etc|"
+    r"Inc|Ltd|Co|Corp|Gen|Gov|Sen|Rep|Lt|Col|Sgt|Capt|Prof|Rev|Fig|approx|ca|Jan|Feb|Mar|Apr|"
+    r"Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec))\.$")
+
+
+def continues(before: str, gap: str, text: str) -> bool:
+    """The sentence `text` is a piece of the one `before` it, cut off by the splitter: it starts
+    in lower case or has no letter, or `before` ends with an abbreviation ("at 3 p.m." keeps its
+    "ET to discuss Russia."); never across a paragraph, list item or heading."""
     if (_PARAGRAPH_BREAK.search(gap) or "\n" in gap and MARKDOWN_BLOCK.match(text)
             or _ORPHAN.match(text)):  # a new paragraph, list item or heading; after a bold lead
         return False
-    return text[:1].islower() or len(text.split()) <= fragment_words or not any(
-        ch.isalpha() for ch in text
-    )
+    return (text[:1].islower() or not any(ch.isalpha() for ch in text)
+            or _ABBREVIATION.search(before.rstrip()) is not None)
 
 
 def last_person(text: str) -> str | None:
