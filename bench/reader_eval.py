@@ -1,5 +1,6 @@
 """The learned reader's confidence (`qa.settings.with_reader()`) beside the shipped answer step,
-as `qa eval` counts them, in one process: the seed sets and the SQuAD parts named.
+as `qa eval` counts them, in one process: the seed sets, eval/fresh.jsonl and the SQuAD parts
+named.
 
     PYTHONPATH=. .venv/bin/python bench/reader_eval.py eval/squad2/fit eval/squad2/validation \\
         eval/squad/fit eval/squad/validation [--json OUT]
@@ -35,7 +36,8 @@ def main() -> None:
     index = Path(tempfile.mkdtemp(prefix="seed-index-"))
     out = {}
     for name, settings in configs.items():
-        for path in (ROOT / "eval" / "seed.jsonl", ROOT / "eval" / "seed_chats.jsonl"):
+        for path in (ROOT / "eval" / "seed.jsonl", ROOT / "eval" / "seed_chats.jsonl",
+                     ROOT / "eval" / "fresh.jsonl"):
             engine = Engine.open(sources=[ROOT / "seeds"], index_dir=index, settings=settings)
             report = evaluate_questions(engine, read_questions(path), path)
             out[f"{path.name} | {name}"] = {"row": report.rows["qa"], "notes": report.notes[:1]}
