@@ -15,7 +15,7 @@ synthetic non-answers (an entity/number swapped, or a negation inserted) as nega
 
     PYTHONPATH=. .venv/bin/python bench/train_reader.py --minutes 45 --out /tmp/reader \
         [--limit N] [--resume] [--export DIR] [--no-train] [--seed 13] [--batch 32] \
-        [--init-layers qa/models/sentence_scorer/top_layers.safetensors]
+        [--init-layers qa/models/sentence_scorer/top_layers.safetensors] [--steps N]
 
 Takes --minutes (default 45) on 2 CPU cores for training, validation and checkpoints (the step
 plan is derived from the speed of the first 20 steps); the baseline and the pairs add about a
@@ -392,6 +392,9 @@ def train(args: argparse.Namespace, folder: Path, enc: Encoder, model: Reader,
         log(f"resumed at step {plan['step']} of {plan['total']}")
 
     def derive(rate: float) -> None:
+        if args.steps:  # a fixed plan (another run's), whatever the machine's speed
+            plan["total"], plan["warmup"] = args.steps, args.steps // 10
+            return
         left = args.minutes * 60 - (time.monotonic() - start_time) - checkpoints * val_pairs / (
             5 * rate)
         plan["total"] = max(plan["step"] + 1, int(left * rate / args.batch) + plan["step"])
@@ -541,7 +544,8 @@ def main() -> None:
             ("--minutes", float, 45.0), ("--limit", int, 0), ("--out", Path, Path("/tmp/reader")),
             ("--export", Path, None), ("--seed", int, 13), ("--batch", int, 32),
             ("--lr", float, 5e-5), ("--span-weight", float, 0.5),
-            ("--checkpoint-minutes", float, 12.0), ("--init-layers", Path, None)):
+            ("--checkpoint-minutes", float, 12.0), ("--init-layers", Path, None),
+            ("--steps", int, 0)):
         p.add_argument(flag, type=kind, default=default)
     for flag in ("--resume", "--no-train", "--no-context"):  # no-train: export --out's best.pt
         p.add_argument(flag, action="store_true")
