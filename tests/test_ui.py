@@ -3,6 +3,7 @@ gradio_client, and the page itself in headless Chromium."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import shutil
@@ -60,7 +61,7 @@ def _wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float =
             with urllib.request.urlopen(url, timeout=5) as response:
                 if response.status == 200:
                     return
-        except OSError:
+        except (OSError, http.client.HTTPException):  # not up, or another server on the port
             time.sleep(0.5)
     raise RuntimeError(f"qa serve did not answer within {timeout} s:\n{log.read_text()}")
 
@@ -69,15 +70,26 @@ def _wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float =
 def qa_serve(work: Path, options: dict, env: dict | None = None, flags: Sequence[str] = ()):
     """`qa serve` started from `work` in its own process, stopped when the block ends;
     `flags`: more arguments as they are."""
-    port, log = _free_port(), work / "serve.log"
-    command = [sys.executable, "-m", "qa.faces.cli", "serve", "--port", str(port),
-               *(str(x) for o in options.items() for x in o), *flags]  # fmt: skip
+    log = work / "serve.log"
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
-    with open(log, "w") as out:
-        proc = subprocess.Popen(command, cwd=work, stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/"
+    # A free port can be taken before the server binds it (another test's Milvus Lite picks
+    # ports too): then the server exits, and it starts again on another.
+    for attempt in range(3):
+        port = _free_port()
+        command = [sys.executable, "-m", "qa.faces.cli", "serve", "--port", str(port),
+                   *(str(x) for o in options.items() for x in o), *flags]  # fmt: skip
+        with open(log, "w") as out:
+            proc = subprocess.Popen(command, cwd=work, stdout=out, stderr=subprocess.STDOUT,
+                                    env=env)
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            _wait_until_up(url, proc, log)
+            break
+        except RuntimeError:
+            if proc.poll() is None or attempt == 2:
+                proc.kill()
+                raise
     try:
-        _wait_until_up(url, proc, log)
         deadline = time.monotonic() + 30  # up, and it has said so: its log starts after that
         while "the app is at" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.1)
