@@ -183,6 +183,27 @@ def test_a_documents_title_is_not_evidence_that_its_passage_answers(tmp_path):
     assert paid[1] < built[1]
 
 
+QUIZ = """News quiz of the week
+
+What did Russia demand from NATO this week? Test your knowledge below.
+
+Russia demanded that NATO never admit Ukraine and pull its forces out of Romania and Bulgaria.
+The talks in Geneva ended without a deal.
+"""
+
+
+def test_a_sentence_that_asks_is_never_the_answer(tmp_path):
+    # A quiz page asks the user's question word for word; the sentence after it answers.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "quiz.md").write_text(QUIZ)
+    answer = Engine.open(sources=[docs], index_dir=tmp_path / "index").ask(
+        "What did Russia demand from NATO?")
+    quoted = [c.quote for c in answer.citations]
+    assert answer.answered and not any(q.rstrip().endswith("?") for q in quoted)
+    assert "never admit Ukraine" in quoted[0]
+
+
 def test_question_words_are_matched_token_by_token(seed_engine):
     # The seed article speaks of "security assistance" but never of money or a package: one
     # pooled cosine cannot tell, the words' own token vectors can.

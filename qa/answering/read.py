@@ -94,7 +94,8 @@ class SentenceReader:
             return Reading(self.lead(passages[0].doc_id), Features(length=length), True,
                            "opening")
         scored = self.score(facts, queries, passages)
-        ranked = [c for c in scored if not c.heading]  # a heading names its section: no answer
+        # a heading names its section, a question asks: neither answers
+        ranked = [c for c in scored if not c.heading and not english.asks(c.text)]
         if not ranked:
             return Reading([], Features(length=length))
         ranked = self.kind_first(facts, ranked)

@@ -262,6 +262,11 @@ def markdown_trim(text: str, line_start: bool) -> tuple[int, int]:
     return start, end
 
 
+def asks(text: str) -> bool:
+    """A sentence that asks ("What did Russia demand?" on a quiz page): it states nothing."""
+    return text.rstrip(" \t\n\"'”’»)*_").endswith("?")
+
+
 def is_structure(text: str, before: str, after: str, max_words: int = 12) -> bool:
     """Structure, not a sentence: a title, heading or caption line (`is_heading_line`), a
     Markdown heading, a list item's bold lead ("1. **CI migration.**" before its sentence)."""
