@@ -25,7 +25,7 @@ the article") gets the lead of the best document; with `definition_rule` (off), 
 ("Who is X?") the sentence introducing X, or a decline when no document the search found names
 X. Whether the best sentence says the quantity or the time the question asks for
 (`Features.asked`, english.answer_kind; the best of the first few that does is put first) is
-one of the confidence's features.
+one of the confidence's features. A heading, or a sentence that asks, is never the answer.
 
 With `pair_reader` on, the learned reader (qa/models/pair_reader.py) then reads the question with
 each of the best `reader_sentences` sentences; its probability that a sentence answers orders them
