@@ -407,7 +407,7 @@ def fit(args: argparse.Namespace, model: Reader, data: list[Encoded], labels: to
 
     def derive(rate: float) -> None:
         if args.steps:  # a fixed plan (another run's), whatever the machine's speed
-            plan["total"], plan["warmup"] = args.steps, args.steps // 10
+            plan["total"], plan["warmup"] = args.steps, max(1, args.steps // 10)
             return
         left = args.minutes * 60 - (time.monotonic() - start_time) - checkpoints * val_pairs / (
             5 * rate)
