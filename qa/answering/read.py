@@ -95,7 +95,7 @@ class SentenceReader:
                            "opening")
         scored = self.score(facts, queries, passages)
         # a heading names its section, a question asks: neither answers
-        ranked = [c for c in scored if not c.heading and not english.asks(c.text)]
+        ranked = [c for c in scored if not c.heading and not english.is_question(c.text)]
         if not ranked:
             return Reading([], Features(length=length))
         ranked = self.kind_first(facts, ranked)

@@ -262,7 +262,7 @@ def markdown_trim(text: str, line_start: bool) -> tuple[int, int]:
     return start, end
 
 
-def asks(text: str) -> bool:
+def is_question(text: str) -> bool:
     """A sentence that asks ("What did Russia demand?" on a quiz page): it states nothing."""
     return text.rstrip(" \t\n\"'”’»)*_").endswith("?")
 
